@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the apikeys.rotation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixtures: real OpenBao servers, the provider emulator and an isolated ansible-playbook."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from harness import REPO_ROOT, AnsibleEnv, Emulator, OpenBaoDev, OpenBaoRaft
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("apikeys"))
+
+
+@pytest.fixture(scope="session")
+def collections_path(session_dir):
+    """A collections path holding this tree as apikeys.rotation (ansible-playbook follows the link)."""
+    root = os.path.join(session_dir, "collections")
+    namespace_dir = os.path.join(root, "ansible_collections", "apikeys")
+    os.makedirs(namespace_dir, exist_ok=True)
+    os.symlink(REPO_ROOT, os.path.join(namespace_dir, "rotation"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def openbao(session_dir):
+    """One OpenBao dev server for the session; tests use unique secret paths (see ``kv_path``)."""
+    server = OpenBaoDev(os.path.join(session_dir, "openbao-dev")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def raft_openbao(tmp_path):
+    """A persistent OpenBao for tests that seal, restart or stop the server."""
+    server = OpenBaoRaft(str(tmp_path / "openbao-raft")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_server(session_dir):
+    server = Emulator(os.path.join(session_dir, "emulator")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def emulator(emulator_server):
+    """The provider emulator, reset to a clean state for each test."""
+    emulator_server.control("POST", "reset")
+    return emulator_server
+
+
+@pytest.fixture()
+def ansible(tmp_path, collections_path):
+    return AnsibleEnv(str(tmp_path), collections_path)
+
+
+@pytest.fixture()
+def kv_path(request):
+    """A secret path no other test uses."""
+    return "tests/%s-%s" % (request.node.name.replace("[", "-").replace("]", "")[:60], uuid.uuid4().hex[:8])
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    """Fail when any secret value (or a long slice of it) occurs in ``text``."""
+    for secret in secrets:
+        if not secret:
+            continue
+        assert secret not in text, "a secret value leaked into the output"
+        if len(secret) >= 24:
+            assert secret[-20:] not in text, "the tail of a secret value leaked into the output"

