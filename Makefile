@@ -57,7 +57,7 @@ test: venv collection
 # Unit tests (pure logic, no network) and integration tests (real OpenBao,
 # provider emulator, real ansible-playbook), in parallel over $(JOBS) workers.
 test-integration: venv collection
-	PYTHONPATH=$(COLL_ROOT) $(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider tests/integration tests/unit $(PYTEST_ARGS)
+	PYTHONPATH=$(COLL_ROOT) $(BIN)/python -m pytest -n $(JOBS) tests/integration tests/unit $(PYTEST_ARGS)
 
 # ansible-test refuses a symlinked tree, so it gets a copy at the path it wants.
 $(AT_ROOT)/galaxy.yml: FORCE
@@ -84,7 +84,7 @@ changelog-lint: venv
 	$(BIN)/antsibull-changelog lint
 
 demo: venv collection
-	PATH=$(BIN):$$PATH $(BIN)/python demo/run_demo.py
+	PATH=$(BIN):$$PATH $(BIN)/python tests/demo/run_demo.py
 
 emulator: venv
 	$(BIN)/python tests/emulator/emulator.py --port $${PORT:-8787}
