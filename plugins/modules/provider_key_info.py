@@ -1,0 +1,135 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the apikeys.rotation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: provider_key_info
+short_description: List provider API keys by id or name, without their values
+version_added: 0.1.0
+description:
+  - Lists the API keys a provider knows, all of them or those with a given O(key_id) or O(name).
+  - Returns ids, names, statuses, creation times and the provider's redacted hints; never a key value.
+author:
+  - apikeys.rotation maintainers (@apikeys)
+extends_documentation_fragment:
+  - apikeys.rotation.provider
+  - apikeys.rotation.attributes
+  - apikeys.rotation.attributes.info_module
+options:
+  key_id:
+    description:
+      - Only the key with this id (Anthropic C(apikey_...), OpenAI C(key_...), OpenRouter hash).
+      - A key the provider does not know gives an empty RV(keys), not an error.
+    type: str
+  name:
+    description:
+      - Only keys with this name. With OpenAI, a key whose service account has this name also matches.
+    type: str
+attributes:
+  action_group:
+    description: Use C(group/apikeys.rotation.provider) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - apikeys.rotation.provider
+seealso:
+  - module: apikeys.rotation.provider_key_create
+  - module: apikeys.rotation.provider_key_revoke
+"""
+
+EXAMPLES = r"""
+- name: Find the key a rotation made
+  apikeys.rotation.provider_key_info:
+    provider: openrouter
+    name: "chat-{{ rotation_id }}"
+  register: found
+
+- name: Read one OpenAI key by id
+  apikeys.rotation.provider_key_info:
+    provider: openai
+    openai_project_id: proj_abc
+    key_id: key_abc
+  register: found
+"""
+
+RETURN = r"""
+keys:
+  description: The keys found.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Key id (OpenRouter - the key hash).
+      type: str
+      sample: apikey_01Rj2N8SVvo6BePZj99NhmiT
+    name:
+      description: Key name.
+      type: str
+      sample: wishlist-20260101T000000
+    status:
+      description:
+        - V(active), V(inactive) or V(archived) (Anthropic), V(active) (OpenAI lists only live keys),
+          V(active) or V(disabled) (OpenRouter).
+      type: str
+      sample: active
+    created_at:
+      description: Creation time (RFC 3339).
+      type: str
+      sample: "2026-01-01T00:00:00Z"
+    redacted_hint:
+      description: The provider's redacted form of the key.
+      type: str
+      sample: sk-ant-api03-R2D...igAA
+    workspace_id:
+      description: Anthropic workspace of the key.
+      type: str
+      returned: with O(provider=anthropic), when the key is in a workspace
+    project_id:
+      description: OpenAI project of the key.
+      type: str
+      returned: with O(provider=openai)
+    service_account_id:
+      description: OpenAI service account that owns the key.
+      type: str
+      returned: with O(provider=openai), for service-account keys
+    service_account_name:
+      description: Name of that service account.
+      type: str
+      returned: with O(provider=openai), for service-account keys
+    user_id:
+      description: OpenAI user that owns the key.
+      type: str
+      returned: with O(provider=openai), for user keys
+http:
+  description: Requests sent, retries made and seconds spent waiting between retries.
+  returned: always
+  type: dict
+  sample: {"requests": 1, "retries": 0, "retry_wait": 0.0}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, run_module
+from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import provider_argument_spec
+
+
+def info(module, provider):
+    records = provider.find(name=module.params["name"], key_id=module.params["key_id"])
+    return {"changed": False, "keys": [r.as_dict() for r in records]}
+
+
+def main():
+    argument_spec = provider_argument_spec(PROVIDER_NAMES)
+    argument_spec.update(
+        key_id=dict(type="str", no_log=False),
+        name=dict(type="str"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, info)
+
+
+if __name__ == "__main__":
+    main()
