@@ -10,7 +10,9 @@ import uuid
 
 import pytest
 
-from harness import REPO_ROOT, AnsibleEnv, Emulator, OpenBaoDev, OpenBaoRaft
+from harness import REPO_ROOT, AnsibleEnv, Emulator, OpenBaoDev, OpenBaoRaft, assert_no_secret
+
+__all__ = ["assert_no_secret"]
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +69,3 @@ def ansible(tmp_path, collections_path):
 def kv_path(request):
     """A secret path no other test uses."""
     return "tests/%s-%s" % (request.node.name.replace("[", "-").replace("]", "")[:60], uuid.uuid4().hex[:8])
-
-
-def assert_no_secret(text: str, *secrets: str) -> None:
-    """Fail when any secret value (or a long slice of it) occurs in ``text``."""
-    for secret in secrets:
-        if not secret:
-            continue
-        assert secret not in text, "a secret value leaked into the output"
-        if len(secret) >= 24:
-            assert secret[-20:] not in text, "the tail of a secret value leaked into the output"

@@ -361,3 +361,13 @@ class AnsibleEnv:
             with open(events_path, encoding="utf-8") as handle:
                 events = [json.loads(line) for line in handle if line.strip()]
         return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, events)
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    """Fail when any secret value (or a long slice of it) occurs in ``text``."""
+    for secret in secrets:
+        if not secret:
+            continue
+        assert secret not in text, "a secret value leaked into the output"
+        if len(secret) >= 24:
+            assert secret[-20:] not in text, "the tail of a secret value leaked into the output"

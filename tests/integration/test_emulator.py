@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.common import fingerprint
-from conftest import assert_no_secret
+from harness import assert_no_secret
 from harness import Emulator
 
 ANTHROPIC_VERSION = "2023-06-01"

@@ -19,7 +19,7 @@ import threading
 
 import pytest
 
-from conftest import assert_no_secret
+from harness import assert_no_secret
 
 NS = "apikeys.rotation."
 BILLING = ("/v1/messages", "/chat/completions", "/responses", "/completions", "/embeddings")
