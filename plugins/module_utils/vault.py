@@ -569,6 +569,9 @@ class VaultConnection:
                              "invalid_input")
         if "://" not in self.url:
             raise VaultError("url %r needs a scheme, for example https://%s." % (self.url, self.url), "invalid_input")
+        if not self.url.lower().startswith(("http://", "https://")):
+            raise VaultError("url %r must be an http:// or https:// address of the Vault server (or set VAULT_ADDR)."
+                             % self.url, "invalid_input")
         self.timeout = float(params.get("timeout") if params.get("timeout") is not None else 30)
         if self.timeout <= 0:
             raise VaultError("timeout must be a positive number of seconds.", "invalid_input")

@@ -160,6 +160,7 @@ from ansible_collections.apikeys.rotation.plugins.module_utils.providers import 
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (
     FINGERPRINT_RE,
     evaluate_health,
+    http_limits,
     provider_argument_spec,
 )
 
@@ -189,8 +190,9 @@ def probe_health(module):
     if not FINGERPRINT_RE.match(expected):
         raise RotationError("expected_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r"
                             % params["expected_fingerprint"])
-    client = HttpClient(url, "health_url", timeout=params["timeout"], retries=params["retries"],
-                        max_retry_wait=params["max_retry_wait"], verify=params["health_validate_certs"])
+    timeout, retries, max_wait = http_limits(params)
+    client = HttpClient(url, "health_url", timeout=timeout, retries=retries,
+                        max_retry_wait=max_wait, verify=params["health_validate_certs"])
     started = time.monotonic()
     try:
         try:

@@ -270,7 +270,7 @@ def test_anthropic_adopt_errors_are_clear(ansible, emulator, tmp_path):
     assert result.rc == 0, result
     assert "cannot create keys by API" in msg(result.result("no key"))
     wrong = msg(result.result("wrong provider key"))
-    assert wrong.startswith("api_key (fingerprint sha256:") and "is not a Anthropic key" in wrong
+    assert wrong.startswith("api_key (fingerprint sha256:") and "is not an Anthropic key" in wrong
     assert "looks like an OpenRouter key" in wrong
     assert "looks like an Anthropic admin key" in msg(result.result("admin key as api key"))
     assert [r for r in hits(emulator)["requests"] if r["method"] == "POST"] == []
@@ -401,7 +401,7 @@ def test_probe_outcomes_and_bad_input(ansible, emulator, tmp_path):
     assert got["until live"]["live"] is True and got["until live"]["attempts"] >= 2
     for name in got:
         assert result.result(name)["event"] == "ok"
-    assert "is not a OpenAI key" in msg(result.result("wrong format"))
+    assert "is not an OpenAI key" in msg(result.result("wrong format"))
     assert "looks like an Anthropic API key" in msg(result.result("wrong format"))
     assert "api_key is empty" in msg(result.result("empty key"))
     assert "missing parameter(s) required by 'api_key': provider" in msg(result.result("no provider")) \

@@ -75,6 +75,45 @@ def _read_secret_file(path: str, env_name: str) -> str:
     return value
 
 
+def http_limits(params: t.Mapping[str, t.Any]) -> t.Tuple[float, int, float]:
+    """``timeout``, ``retries`` and ``max_retry_wait`` with defaults, refusing values out of range."""
+    timeout = params.get("timeout")
+    timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    if timeout <= 0:
+        raise RotationError("timeout must be greater than 0, got %s" % timeout)
+    retries = params.get("retries")
+    retries = DEFAULT_RETRIES if retries is None else int(retries)
+    if retries < 0:
+        raise RotationError("retries must be 0 or more, got %s" % retries)
+    max_wait = params.get("max_retry_wait")
+    max_wait = DEFAULT_MAX_RETRY_WAIT if max_wait is None else float(max_wait)
+    if max_wait < 0:
+        raise RotationError("max_retry_wait must be 0 or more, got %s" % max_wait)
+    return timeout, retries, max_wait
+
+
+# Admin credentials by their public prefixes: the first match names what a key is.
+ADMIN_KEY_KINDS = (
+    ("sk-ant-admin", "anthropic", True, "an Anthropic admin key"),
+    ("sk-ant-", "anthropic", False, "an Anthropic API key, not an admin key (sk-ant-admin01-...)"),
+    ("sk-admin-", "openai", True, "an OpenAI admin key"),
+    ("sk-proj-", "openai", False, "an OpenAI project key, not an admin key (sk-admin-...)"),
+    ("sk-svcacct-", "openai", False, "an OpenAI service-account key, not an admin key (sk-admin-...)"),
+    ("sk-or-", "openrouter", True, "an OpenRouter key"),
+)
+
+
+def check_admin_key(provider: str, admin_key: str, source: t.Optional[str]) -> None:
+    """Refuse, before any request, an admin credential that is plainly another provider's or not an admin key."""
+    for prefix, owner, is_admin, what in ADMIN_KEY_KINDS:
+        if admin_key.startswith(prefix):
+            if owner != provider or not is_admin:
+                raise RotationError("%s holds %s, which cannot manage %s keys: give the %s admin credential "
+                                    "(option admin_key or its environment variable). Nothing was sent."
+                                    % (source or "admin_key", what, provider, provider), provider=provider)
+            return
+
+
 def resolve_options(params: t.Mapping[str, t.Any], provider_class: t.Type["Provider"],
                     environ: t.Optional[t.Mapping[str, str]] = None) -> Options:
     """Resolve base URL and admin key with the provider's environment fallbacks and validate them.
@@ -97,18 +136,9 @@ def resolve_options(params: t.Mapping[str, t.Any], provider_class: t.Type["Provi
         file_env = provider_class.admin_key_env + "_FILE"
         admin_key = _read_secret_file(env[file_env], file_env)
         source = file_env
-    timeout = params.get("timeout")
-    timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
-    if timeout <= 0:
-        raise RotationError("timeout must be greater than 0, got %s" % timeout)
-    retries = params.get("retries")
-    retries = DEFAULT_RETRIES if retries is None else int(retries)
-    if retries < 0:
-        raise RotationError("retries must be 0 or more, got %s" % retries)
-    max_wait = params.get("max_retry_wait")
-    max_wait = DEFAULT_MAX_RETRY_WAIT if max_wait is None else float(max_wait)
-    if max_wait < 0:
-        raise RotationError("max_retry_wait must be 0 or more, got %s" % max_wait)
+    if admin_key:
+        check_admin_key(name, admin_key, source)
+    timeout, retries, max_wait = http_limits(params)
     extra = {k: params.get(k) for k in ("openai_project_id", "openai_service_account_id", "anthropic_workspace_id")}
     return Options(name, base_url, admin_key or None, source, timeout, retries, max_wait, extra)
 
@@ -363,14 +393,18 @@ class Provider:
     def validate_key(self, api_key: t.Optional[str], option: str = "api_key") -> str:
         """Check a key's format; the error names the option and the expected format, never the value."""
         if api_key is None or not str(api_key).strip():
-            raise RotationError("%s is empty: expected a %s key (%s)" % (option, self.display_name, self.key_format),
+            raise RotationError("%s is empty: expected %s key (%s)" % (option, self.display_name_with_article, self.key_format),
                                 provider=self.name)
         api_key = str(api_key).strip()
         if not self.key_pattern.match(api_key):
-            raise RotationError("%s (fingerprint %s) is not a %s key: expected %s%s"
-                                % (option, fingerprint(api_key), self.display_name, self.key_format,
+            raise RotationError("%s (fingerprint %s) is not %s key: expected %s%s"
+                                % (option, fingerprint(api_key), self.display_name_with_article, self.key_format,
                                    describe_key_kind(api_key)), provider=self.name)
         return api_key
+
+    @property
+    def display_name_with_article(self) -> str:
+        return ("an " if self.display_name[:1] in "AEIOU" else "a ") + self.display_name
 
     def redact(self, api_key: str) -> str:
         """The provider's redacted hint for a key value, as its listings show it."""

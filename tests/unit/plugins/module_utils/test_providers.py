@@ -350,7 +350,7 @@ def test_anthropic_adopt_no_match_and_archived_match(load_fixture, keys):
 
 def test_anthropic_adopt_rejects_wrong_format_before_any_request(keys):
     provider, api = make("anthropic", {})
-    with pytest.raises(RotationError, match="api_key .* is not a Anthropic key.*looks like an Anthropic admin key"):
+    with pytest.raises(RotationError, match="api_key .* is not an Anthropic key.*looks like an Anthropic admin key"):
         provider.adopt(keys["anthropic_admin"], "n")
     assert api.requests == []
 
