@@ -50,12 +50,11 @@ class Case(t.NamedTuple):
     module: str
     args: t.Dict[str, t.Any]
     expect: t.Tuple[str, ...]
-    defect: t.Optional[str] = None
-    watch: t.Optional[int] = None  # defect cases: the number of the seeded key the task must leave alone
+    watch: t.Optional[int] = None  # stateful cases: the number of the seeded key the task must leave alone
 
 
-def case(case_id, group, module, args, *expect, defect=None, watch=None):
-    return Case(case_id, group, module, args, tuple(expect), defect, watch)
+def case(case_id, group, module, args, *expect, watch=None):
+    return Case(case_id, group, module, args, tuple(expect), watch)
 
 
 def v(name):
@@ -235,24 +234,22 @@ PROVIDER_CASES = [
 ]
 
 # Cases that would change state if a check were missing, in a batch of their own: each watched key is checked.
-DEFECT_CASES = [
-    case("revoke protect_fingerprint malformed", "defect", "provider_key_revoke",
-         args(OR, key_id=v("defect_key_1"), fingerprint=v("defect_fp_1"), protect_fingerprint="sha1:zz"),
+STATEFUL_CASES = [
+    case("revoke protect_fingerprint malformed", "stateful", "provider_key_revoke",
+         args(OR, key_id=v("watched_key_1"), fingerprint=v("watched_fp_1"), protect_fingerprint="sha1:zz"),
          "protect_fingerprint", watch=1),
-    case("revoke fingerprint malformed", "defect", "provider_key_revoke",
-         args(OR, key_id=v("defect_key_2"), fingerprint="0xdeadbeef", protect_fingerprint=v("defect_fp_2")),
+    case("revoke fingerprint malformed", "stateful", "provider_key_revoke",
+         args(OR, key_id=v("watched_key_2"), fingerprint="0xdeadbeef", protect_fingerprint=v("watched_fp_2")),
          "fingerprint", watch=2),
-    case("probe health negative timeout", "defect", "api_key_probe",
+    case("probe health negative timeout", "stateful", "api_key_probe",
          {"health_url": v("health_url"), "expected_fingerprint": v("or_key_fp"), "timeout": -1}, "timeout"),
-    case("probe health negative retries", "defect", "api_key_probe",
+    case("probe health negative retries", "stateful", "api_key_probe",
          {"health_url": v("health_url"), "expected_fingerprint": v("or_key_fp"), "retries": -1}, "retries"),
-    case("probe health negative max_retry_wait", "defect", "api_key_probe",
+    case("probe health negative max_retry_wait", "stateful", "api_key_probe",
          {"health_url": v("health_url"), "expected_fingerprint": v("or_key_fp"), "max_retry_wait": -1}, "max_retry_wait"),
 ]
 
 # The rotation role: one inventory host per case (inventory variables), all through apikeys.rotation.rotate.
-HEALTH_DEFECT = ("the role does not check health_url before it starts: a non-http(s) URL is accepted and only fails (or is "
-                 "ignored) later, after a key was made and stored")
 ROLE_CASES = [
     case("role-unknown-provider", "role", "", {"provider": "azure"}, "rotate_provider", "azure"),
     case("role-negative-retries", "role", "", {"rotate_probe_retries": -1}, "rotate_probe_retries must be at least 1"),
@@ -262,13 +259,11 @@ ROLE_CASES = [
     case("role-retire-state", "role", "", {"rotate_retire_state": "archived"}, "rotate_retire_state", "archived"),
     case("role-empty-vault-path", "role", "", {"vault_path": ""}, "vault_path"),
     case("role-ftp-health-url", "role", "", {"health_url": "ftp://127.0.0.1/health", "rotate_force": True,
-                                             "rotate_probe_retries": 1, "rotate_verify_successes": 1}, "health_url",
-         defect=HEALTH_DEFECT),
-    case("role-javascript-health-url", "role", "", {"health_url": "javascript:alert(1)"}, "health_url",
-         defect=HEALTH_DEFECT),
+                                             "rotate_probe_retries": 1, "rotate_verify_successes": 1}, "health_url", "http:// or https://"),
+    case("role-javascript-health-url", "role", "", {"health_url": "javascript:alert(1)"}, "health_url", "http:// or https://"),
 ]
 
-CASES = VAULT_CASES + PROVIDER_CASES + DEFECT_CASES
+CASES = VAULT_CASES + PROVIDER_CASES + STATEFUL_CASES
 SECRETS = (CANARY_VAULT, CANARY_DATA, OPENAI_KEY, ANTHROPIC_KEY, GARBAGE_KEY, UNICODE_KEY, HUGE_KEY)
 
 
@@ -330,7 +325,7 @@ def run_vault(env: AnsibleEnv, client: t.Any, openbao: t.Any) -> Batch:
 
 
 def run_providers(env: AnsibleEnv, emulator: t.Any) -> t.Tuple[t.Dict[str, Batch], t.Tuple[str, ...], t.List[dict]]:
-    """One run of the provider cases, one of the defect cases (each revoke defect on a key of its own)."""
+    """One run of the provider cases, one of the stateful cases (each revoke case on a key of its own)."""
     emulator.control("POST", "reset")
     seed = {}
     for provider in ("anthropic", "openai", "openrouter"):
@@ -339,7 +334,7 @@ def run_providers(env: AnsibleEnv, emulator: t.Any) -> t.Tuple[t.Dict[str, Batch
     or_key = emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "live"})
     oa_key = emulator.control("POST", "keys", {"provider": "openai", "kind": "api", "name": "live", "project_id": project})
     an_key = emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "live"})
-    defect_keys = [emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "defect-%d" % n})
+    watched_keys = [emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "watched-%d" % n})
                    for n in (1, 2)]
     extra_vars = {
         "or_url": emulator.base_url("openrouter"), "oa_url": emulator.base_url("openai"),
@@ -348,9 +343,9 @@ def run_providers(env: AnsibleEnv, emulator: t.Any) -> t.Tuple[t.Dict[str, Batch
         "oa_project": project, "or_key_id": or_key["id"], "or_key_fp": or_key["fingerprint"], "oa_key_id": oa_key["id"],
         "health_url": emulator.url + "/_emulator/health", "huge_key": HUGE_KEY,
     }
-    for number, key in enumerate(defect_keys, 1):
-        extra_vars.update({"defect_key_%d" % number: key["id"], "defect_fp_%d" % number: key["fingerprint"]})
-    secrets = tuple(seed.values()) + tuple(k["value"] for k in [or_key, oa_key, an_key] + defect_keys)
+    for number, key in enumerate(watched_keys, 1):
+        extra_vars.update({"watched_key_%d" % number: key["id"], "watched_fp_%d" % number: key["fingerprint"]})
+    secrets = tuple(seed.values()) + tuple(k["value"] for k in [or_key, oa_key, an_key] + watched_keys)
 
     def one_run(cases):
         before = emulator_snapshot(emulator)
@@ -358,8 +353,8 @@ def run_providers(env: AnsibleEnv, emulator: t.Any) -> t.Tuple[t.Dict[str, Batch
         result = run_batch(env, cases, extra_vars)
         return Batch(result, before, emulator_snapshot(emulator), write_hits(emulator)[writes_before:])
 
-    batches = {group: one_run([c for c in CASES if c.group == group]) for group in ("provider", "defect")}
-    return batches, secrets, defect_keys
+    batches = {group: one_run([c for c in CASES if c.group == group]) for group in ("provider", "stateful")}
+    return batches, secrets, watched_keys
 
 
 def run_role(env: AnsibleEnv, client: t.Any, openbao: t.Any, emulator: t.Any) -> t.Tuple[Batch, t.Tuple[str, ...]]:
@@ -475,8 +470,7 @@ def batch_of(item: Case, found: dict) -> t.Tuple[Batch, t.Tuple[str, ...]]:
 
 def params():
     for item in CASES:
-        marks = [pytest.mark.xfail(strict=True, reason=item.defect)] if item.defect else []
-        yield pytest.param(item, id=item.id.replace(" ", "-"), marks=marks)
+        yield pytest.param(item, id=item.id.replace(" ", "-"))
 
 
 @pytest.mark.parametrize("item", list(params()))
@@ -501,13 +495,13 @@ def test_bad_input(item, batches):
         assert [w for w in batch.writes if key["id"] in w["path"]] == []
 
 
-@pytest.mark.parametrize("group", ["vault", "provider", "defect"])
+@pytest.mark.parametrize("group", ["vault", "provider", "stateful"])
 def test_batch_clean(group, batches):
-    """The batch ran every case in order; the run as a whole leaked nothing and (but for defects) changed nothing."""
+    """The batch ran every case in order; the run as a whole leaked nothing and (but for the stateful batch) changed nothing."""
     names = [c.id for c in CASES if c.group == group]
     batch, secrets = batch_of(next(c for c in CASES if c.group == group), batches)
-    # the defect batch changes state (checked per key in test_bad_input): only its output is checked here
-    check_batch_clean(batch, names, secrets, state=group != "defect")
+    # a missing check in the stateful batch would change state (checked per key in test_bad_input): only output here
+    check_batch_clean(batch, names, secrets, state=group != "stateful")
 
 
 def test_unseeded_paths_stay_absent(batches):
@@ -522,8 +516,7 @@ def test_unseeded_paths_stay_absent(batches):
 
 def role_params():
     for item in ROLE_CASES:
-        marks = [pytest.mark.xfail(strict=True, reason=item.defect)] if item.defect else []
-        yield pytest.param(item, id=item.id, marks=marks)
+        yield pytest.param(item, id=item.id)
 
 
 def role_batch(batches: dict) -> t.Tuple[Batch, t.Tuple[str, ...]]:

@@ -1,0 +1,536 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the apikeys.rotation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rotate role and the rotate / probe / rollback / cleanup playbooks, end to end.
+
+Real ansible-playbook against a real OpenBao and the provider emulator. Every outcome is
+checked out of band: Vault with plain hvac, the provider side through the emulator's state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import hvac
+import pytest
+
+from harness import assert_no_secret
+from harness import BIN_DIR, http_json
+
+PROVIDERS = ("anthropic", "openai", "openrouter")
+ROTATE = "apikeys.rotation.rotate"
+PROBE = "apikeys.rotation.probe"
+ROLLBACK = "apikeys.rotation.rollback"
+CLEANUP = "apikeys.rotation.cleanup"
+HOST = "test-key"
+ADMIN_ENV = {"anthropic": "ANTHROPIC_ADMIN_KEY", "openai": "OPENAI_ADMIN_KEY", "openrouter": "OPENROUTER_MANAGEMENT_KEY"}
+BASE_ENV = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL", "openrouter": "OPENROUTER_BASE_URL"}
+# Fast settings: probes 0.2 s apart, two consecutive successes.
+FAST = {"rotate_probe_delay": 0.2, "rotate_probe_retries": 8, "rotate_verify_successes": 2,
+        "rotate_check_retries": 2, "rotate_check_delay": 0.2}
+
+
+def fp(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+class Setup:
+    """One key under rotation: Vault secret, provider keys, inventory and environment."""
+
+    def __init__(self, provider: str, openbao, emulator, kv_path: str) -> None:
+        self.provider = provider
+        self.emulator = emulator
+        self.kv_path = kv_path
+        self.vault = hvac.Client(url=openbao.addr, token=openbao.root_token)
+        self.admin = emulator.control("POST", "keys", {"provider": provider, "kind": "admin"})["value"]
+        self.env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token,
+                    ADMIN_ENV[provider]: self.admin, BASE_ENV[provider]: emulator.base_url(provider)}
+        self.hostvars: t.Dict[str, t.Any] = {"provider": provider, "vault_path": kv_path}
+        self.hostvars.update(FAST)
+        body: t.Dict[str, t.Any] = {"provider": provider, "kind": "api", "name": "initial"}
+        if provider == "openai":
+            self.project = emulator.control("POST", "openai/projects", {"name": "rotation-tests"})["id"]
+            body["project_id"] = self.project
+        self.old = emulator.control("POST", "keys", body)
+        if provider == "openai":
+            self.hostvars.update(openai_project_id=self.project,
+                                 openai_service_account_id=self.old["service_account_id"])
+        self.write_secret(self.old["value"])
+        self.console: t.Optional[dict] = None
+        if provider == "anthropic":
+            self.stage_console_key()
+
+    def stage_console_key(self) -> dict:
+        """Anthropic cannot create keys by API: a person makes one in the Console and stages it in Vault."""
+        self.console = self.emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "console-made"})
+        self.vault.secrets.kv.v2.create_or_update_secret(path=self.kv_path + "-next", secret={"api_key": self.console["value"]},
+                                                         mount_point="secret")
+        self.hostvars["new_api_key_vault_path"] = self.kv_path + "-next"
+        return self.console
+
+    def write_secret(self, value: str) -> None:
+        self.vault.secrets.kv.v2.create_or_update_secret(path=self.kv_path, secret={"api_key": value}, mount_point="secret")
+
+    def inventory(self, **extra: t.Any) -> dict:
+        hostvars = dict(self.hostvars, **extra)
+        return {"api_keys": {"hosts": {HOST: hostvars}}}
+
+    # -- out-of-band reads -------------------------------------------------------
+
+    def metadata(self) -> dict:
+        return self.vault.secrets.kv.v2.read_secret_metadata(path=self.kv_path, mount_point="secret")["data"]
+
+    def record(self) -> dict:
+        return self.metadata().get("custom_metadata") or {}
+
+    def value(self, version: t.Optional[int] = None) -> str:
+        read = self.vault.secrets.kv.v2.read_secret_version(path=self.kv_path, version=version, mount_point="secret",
+                                                            raise_on_deleted_version=True)
+        return read["data"]["data"]["api_key"]
+
+    def keys(self) -> t.List[dict]:
+        """This provider's API keys (not admin keys) as the emulator holds them."""
+        return [k for k in self.emulator.control("GET", "state")[self.provider]["keys"] if k.get("kind") == "api"]
+
+    def key(self, key_id: str) -> dict:
+        found = [k for k in self.keys() if k["id"] == key_id]
+        assert len(found) == 1, "key %s not in the emulator state" % key_id
+        return found[0]
+
+    def active(self) -> t.List[dict]:
+        return [k for k in self.keys() if k["status"] == "active"]
+
+    def authenticates(self, value: str) -> bool:
+        """Ask the provider's zero-token endpoint directly (not through the module under test)."""
+        base = self.emulator.base_url(self.provider)
+        if self.provider == "anthropic":
+            status = http_json("GET", base + "/v1/models", headers={"x-api-key": value, "anthropic-version": "2023-06-01"})[0]
+        elif self.provider == "openai":
+            status = http_json("GET", base + "/models", headers={"Authorization": "Bearer " + value})[0]
+        else:
+            status = http_json("GET", base + "/key", headers={"Authorization": "Bearer " + value})[0]
+        return status == 200
+
+    def assert_rotated(self) -> str:
+        """Exactly one active key beside any OpenAI grace-period key; Vault's newest value is that key."""
+        newest = self.value()
+        assert newest != self.old["value"]
+        active = self.active()
+        new = [k for k in active if k["fingerprint"] == fp(newest)]
+        assert len(new) == 1, "Vault's newest key is not exactly one active provider key: %s" % active
+        others = [k for k in active if k["id"] != new[0]["id"]]
+        if self.provider == "openai":
+            assert [k["id"] for k in others] == [self.old["id"]], "OpenAI keeps only the old key active until cleanup"
+        else:
+            assert others == [], "more than one active key: %s" % active
+        assert self.authenticates(newest)
+        return newest
+
+
+def recap_changed(result) -> int:
+    found = re.findall(r"^%s\s*:.*?changed=(\d+)" % re.escape(HOST), result.stdout, re.M)
+    assert found, result
+    return int(found[-1])
+
+
+def task_result(result, suffix: str) -> dict:
+    found = [e for e in result.events if e["task"].endswith(suffix) and e["event"] in ("ok", "failed")]
+    assert len(found) == 1, "expected one result of %r, got %d\n%r" % (suffix, len(found), result)
+    return found[0]["result"]
+
+
+@pytest.fixture()
+def setup_factory(openbao, emulator, kv_path):
+    def make(provider: str) -> Setup:
+        return Setup(provider, openbao, emulator, kv_path)
+    return make
+
+
+# -- the happy path, per provider ---------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_rotation_per_provider(provider, setup_factory, ansible):
+    s = setup_factory(provider)
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)
+    assert result.rc == 0, result
+    new_value = s.assert_rotated()
+
+    # Vault history keeps the old key as version 1; the record describes the rotation.
+    assert s.metadata()["current_version"] == 2
+    assert s.value(1) == s.old["value"]
+    record = s.record()
+    assert "stage" not in record
+    assert record["fingerprint"] == fp(new_value)
+    assert record["previous_key_id"] == s.old["id"]
+    assert record["previous_fingerprint"] == fp(s.old["value"])
+    assert record["previous_version"] == "1"
+    assert record["rotated_at"]
+    old = s.key(s.old["id"])
+    if provider == "openai":
+        assert record["previous_state"] == "active" and old["status"] == "active"
+    else:
+        assert record["previous_state"] == "disabled"
+        assert old["status"] == {"anthropic": "inactive", "openrouter": "disabled"}[provider]
+        assert not s.authenticates(s.old["value"])
+    if provider == "anthropic":
+        assert fp(new_value) == fp(s.console["value"]), "the staged Console key is the one rotated to"
+    assert_no_secret(result.output, s.old["value"], new_value, s.admin)
+    summary = task_result(result, "Report | summary")["msg"]
+    assert summary["current"]["fingerprint"] == fp(new_value) and summary["previous"]["key_id"] == s.old["id"]
+
+    # A scheduled run inside max_age changes nothing.
+    again = ansible.run_playbook(ROTATE, inventory=s.inventory(), env=s.env)
+    assert again.rc == 0, again
+    assert recap_changed(again) == 0
+    assert s.metadata()["current_version"] == 2
+
+    # The probe playbook finds the key live; it changes nothing.
+    probed = ansible.run_playbook(PROBE, inventory=s.inventory(), env=s.env)
+    assert probed.rc == 0, probed
+    assert recap_changed(probed) == 0
+
+    if provider == "openai":
+        # OpenAI cannot disable: cleanup deletes the old key once the grace period has passed.
+        inside_grace = ansible.run_playbook(CLEANUP, inventory=s.inventory(), env=s.env)
+        assert inside_grace.rc == 0 and recap_changed(inside_grace) == 0, inside_grace
+        assert s.key(s.old["id"])["status"] == "active"
+        cleaned = ansible.run_playbook(CLEANUP, inventory=s.inventory(grace_period="0s"), env=s.env)
+        assert cleaned.rc == 0, cleaned
+        assert s.key(s.old["id"])["status"] == "deleted"
+        assert s.record()["previous_state"] == "deleted"
+        assert [k["fingerprint"] for k in s.active()] == [fp(new_value)]
+        repeat = ansible.run_playbook(CLEANUP, inventory=s.inventory(grace_period="0s"), env=s.env)
+        assert repeat.rc == 0 and recap_changed(repeat) == 0, repeat
+
+
+def test_check_mode_changes_nothing(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    before = s.keys()
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env,
+                                  check=True, diff=True)
+    assert result.rc == 0, result
+    assert recap_changed(result) == 1, "check mode reports the rotation it would make"
+    assert "would rotate" in result.stdout
+    assert s.keys() == before
+    assert s.metadata()["current_version"] == 1 and s.record() == {}
+
+
+def test_probe_fails_for_a_key_that_is_not_live(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    # Someone disables the key in use at the provider (out of band, through the management API).
+    status = http_json("PATCH", s.emulator.base_url("openrouter") + "/keys/" + s.old["id"], {"disabled": True},
+                       headers={"Authorization": "Bearer " + s.admin})[0]
+    assert status == 200
+    result = ansible.run_playbook(PROBE, inventory=s.inventory(), env=s.env)
+    assert result.rc != 0, result
+    assert "NOT LIVE" in result.output and fp(s.old["value"]) in result.output
+    assert recap_changed(result) == 0
+    assert s.metadata()["current_version"] == 1 and s.key(s.old["id"])["status"] == "disabled"
+    assert_no_secret(result.output, s.old["value"], s.admin)
+
+
+# -- failing verification -----------------------------------------------------------
+
+
+def test_new_key_never_valid_stops_before_revoke(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    s.emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 0, "revoke_delay": 0,
+                                               "never_valid": True})
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=3), extra_vars={"rotate_force": True},
+                                  env=s.env)
+    assert result.rc != 0, result
+    assert "did not authenticate" in result.output and "was not touched" in result.output
+    # The old key is still active and still what Vault serves; the unusable key is gone.
+    assert s.key(s.old["id"])["status"] == "active"
+    assert s.metadata()["current_version"] == 1 and s.value() == s.old["value"]
+    assert s.authenticates(s.value())
+    assert [k["id"] for k in s.active()] == [s.old["id"]]
+    assert "stage" not in s.record()
+
+
+class HealthServer:
+    """An application health endpoint that keeps reporting one fixed key (its deploy hook never ran)."""
+
+    def __init__(self, fingerprint: str) -> None:
+        body = json.dumps({"live": True, "fingerprint": fingerprint}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/healthz/key" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_application_never_reports_new_key_restores_previous(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    health = HealthServer(fp(s.old["value"]))
+    try:
+        result = ansible.run_playbook(ROTATE, inventory=s.inventory(health_url=health.url, rotate_probe_retries=3),
+                                      extra_vars={"rotate_force": True}, env=s.env)
+    finally:
+        health.close()
+    assert result.rc != 0, result
+    assert "did not report the key" in result.output and "Vault was restored" in result.output
+    # Nothing was revoked; Vault serves the proven old key again as its newest version.
+    assert s.key(s.old["id"])["status"] == "active"
+    meta = s.metadata()
+    assert meta["current_version"] == 3
+    assert s.value() == s.old["value"] and s.value(3) == s.old["value"]
+    unproven = s.value(2)
+    record = meta["custom_metadata"]
+    assert "stage" not in record
+    assert record["key_id"] == s.old["id"] and record["fingerprint"] == fp(s.old["value"])
+    assert record["previous_fingerprint"] == fp(unproven) and record["previous_state"] == "active"
+    assert "did not report" in record["last_failure"]
+    assert_no_secret(result.output, s.old["value"], unproven, s.admin)
+
+    # The next rotation deletes the unproven key once its own new key is proven.
+    again = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)
+    assert again.rc == 0, again
+    assert s.key(record["previous_key_id"])["status"] == "deleted"
+    assert s.key(s.old["id"])["status"] == "disabled"
+    assert [k["fingerprint"] for k in s.active()] == [fp(s.value())]
+
+
+def test_propagation_delay_longer_than_a_probe_interval(setup_factory, ansible):
+    s = setup_factory("openai")
+    s.emulator.control("POST", "propagation", {"provider": "openai", "new_key_delay": 6.0, "revoke_delay": 0})
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=60, rotate_probe_delay=0.3), extra_vars={"rotate_force": True},
+                                  env=s.env)
+    assert result.rc == 0, result
+    s.assert_rotated()
+    preverify = task_result(result, "Pre-verify | probe the new key at the provider until it authenticates")
+    assert preverify["attempts"] > 1, "the first probes met the propagation delay"
+
+
+# -- resuming after a kill ----------------------------------------------------------
+
+
+def start_playbook(ansible, playbook: str, inventory: dict, extra_vars: dict, env: dict) -> subprocess.Popen:
+    run_dir = tempfile.mkdtemp(prefix="killed-", dir=ansible.workdir)
+    inventory_path = os.path.join(run_dir, "inventory.json")
+    with open(inventory_path, "w", encoding="utf-8") as handle:
+        json.dump(inventory, handle)
+    vars_path = os.path.join(run_dir, "extra_vars.json")
+    with open(vars_path, "w", encoding="utf-8") as handle:
+        json.dump(extra_vars, handle)
+    run_env = ansible.env(dict(env, PYTHONUNBUFFERED="1"))
+    return subprocess.Popen([os.path.join(BIN_DIR, "ansible-playbook"), playbook, "-i", inventory_path, "-e", "@" + vars_path],
+                            cwd=run_dir, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def kill_at_task(proc: subprocess.Popen, task_name: str, timeout: float = 120) -> str:
+    """SIGKILL the whole ansible-playbook process group as soon as ``task_name`` starts."""
+    seen: t.List[str] = []
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("TASK [") and task_name in line:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+        else:
+            raise AssertionError("the playbook ended before task %r:\n%s" % (task_name, "".join(seen[-80:])))
+    finally:
+        timer.cancel()
+        proc.wait(timeout=30)
+    return "".join(seen)
+
+
+RESUME_POINTS = {
+    # killed as this task starts -> the stage the record must then show
+    "after-create": ("Create | record the new key's id and fingerprint", "creating"),
+    "after-store": ("Verify | read the active key back from Vault", "stored"),
+    "inside-store": ("Verify | read the active key back from Vault", "stored"),
+    "after-verify": ("Retire | revoke the previous key", "verified"),
+}
+
+
+@pytest.mark.parametrize("point", sorted(RESUME_POINTS))
+def test_rerun_finishes_a_killed_rotation(point, setup_factory, ansible):
+    task_name, stage = RESUME_POINTS[point]
+    s = setup_factory("openrouter")
+    proc = start_playbook(ansible, ROTATE, s.inventory(), {"rotate_force": True}, s.env)
+    output = kill_at_task(proc, task_name)
+    assert s.record().get("stage") == stage, output[-3000:]
+    orphans = []
+    if point == "after-create":
+        # The provider made a key whose value died with the run: an orphan.
+        assert s.metadata()["current_version"] == 1
+        orphans = [k["id"] for k in s.active() if k["id"] != s.old["id"]]
+        assert len(orphans) == 1
+    if point == "inside-store":
+        # The run wrote the key, then died before the record said so.
+        record = s.record()
+        s.vault.secrets.kv.v2.update_metadata(path=s.kv_path, mount_point="secret", custom_metadata=dict(
+            record, stage="creating", key_id=record["previous_key_id"], fingerprint=record["previous_fingerprint"],
+            pending_key_id=record["key_id"], pending_fingerprint=record["fingerprint"]))
+    version_before_rerun = s.metadata()["current_version"]
+
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(), env=s.env)
+    assert result.rc == 0, result
+    new_value = s.assert_rotated()
+    assert s.key(s.old["id"])["status"] == "disabled"
+    assert "stage" not in s.record()
+    for orphan in orphans:
+        assert s.key(orphan)["status"] == "deleted", "the orphan of the killed run was revoked"
+    # No extra Vault version either: one rotation, one new version.
+    assert s.metadata()["current_version"] == 2 and version_before_rerun in (1, 2)
+    assert len([k for k in s.keys() if k["status"] != "deleted"]) == 2
+    assert_no_secret(result.output + output, s.old["value"], new_value, s.admin)
+
+
+def watch_for_task(proc: subprocess.Popen, task_name: str, timeout: float = 120) -> t.List[str]:
+    """Read the playbook's output until ``task_name`` starts; the playbook keeps running."""
+    seen: t.List[str] = []
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("TASK [") and task_name in line:
+                return seen
+        raise AssertionError("the playbook ended before task %r:\n%s" % (task_name, "".join(seen[-80:])))
+    finally:
+        timer.cancel()
+
+
+@pytest.mark.slow
+def test_someone_else_writes_during_the_rotation(setup_factory, ansible):
+    """A CAS conflict at store: only the key this run created is revoked, Vault keeps the other writer's key."""
+    s = setup_factory("openrouter")
+    s.emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 3.0, "revoke_delay": 0})
+    proc = start_playbook(ansible, ROTATE, s.inventory(rotate_probe_retries=40), {"rotate_force": True}, s.env)
+    try:
+        seen = watch_for_task(proc, "Pre-verify | probe the new key")
+        theirs = s.emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "rotated-by-hand"})
+        s.write_secret(theirs["value"])
+        rest = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    output = "".join(seen) + rest
+    assert proc.returncode != 0, output
+    assert "someone else wrote" in output
+    assert s.metadata()["current_version"] == 2 and s.value() == theirs["value"]
+    ours = [k for k in s.keys() if k["id"] not in (s.old["id"], theirs["id"])]
+    assert len(ours) == 1 and ours[0]["status"] == "deleted", ours
+    assert s.key(s.old["id"])["status"] == "active" and s.key(theirs["id"])["status"] == "active"
+    record = s.record()
+    assert "stage" not in record and "key_id" not in record, "the record forgets the key it no longer describes"
+    assert_no_secret(output, s.old["value"], theirs["value"], s.admin)
+
+    # The next rotation adopts the key now in Vault and rotates it.
+    again = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)
+    assert again.rc == 0, again
+    assert s.key(theirs["id"])["status"] == "disabled"
+    assert s.record()["previous_key_id"] == theirs["id"]
+
+
+# -- rollback -----------------------------------------------------------------------
+
+
+def test_rollback_after_disable_brings_old_key_back(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    assert ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env).rc == 0
+    new_value = s.value()
+    assert not s.authenticates(s.old["value"])
+
+    result = ansible.run_playbook(ROLLBACK, inventory=s.inventory(), env=s.env, args=["-l", HOST])
+    assert result.rc == 0, result
+    assert s.key(s.old["id"])["status"] == "active"
+    assert s.authenticates(s.old["value"])
+    meta = s.metadata()
+    assert meta["current_version"] == 3 and s.value() == s.old["value"]
+    record = meta["custom_metadata"]
+    assert record["key_id"] == s.old["id"] and record["previous_fingerprint"] == fp(new_value)
+    assert record["rolled_back_from"]
+    assert_no_secret(result.output, s.old["value"], new_value, s.admin)
+
+    # A second rollback does not swap back: it only verifies again.
+    again = ansible.run_playbook(ROLLBACK, inventory=s.inventory(), env=s.env, args=["-l", HOST])
+    assert again.rc == 0, again
+    assert recap_changed(again) == 0
+    assert s.metadata()["current_version"] == 3
+
+
+def test_rollback_after_delete_refuses_and_changes_nothing(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    rotated = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_retire_state="deleted"),
+                                   extra_vars={"rotate_force": True}, env=s.env)
+    assert rotated.rc == 0, rotated
+    assert s.key(s.old["id"])["status"] == "deleted"
+    keys_before, meta_before = s.keys(), s.metadata()
+
+    result = ansible.run_playbook(ROLLBACK, inventory=s.inventory(), env=s.env, args=["-l", HOST])
+    assert result.rc != 0, result
+    assert "refusing to roll back" in result.output
+    assert s.keys() == keys_before
+    meta_after = s.metadata()
+    assert meta_after["current_version"] == meta_before["current_version"] == 2
+    assert meta_after["custom_metadata"] == meta_before["custom_metadata"]
+
+
+def test_rollback_needs_named_keys(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    result = ansible.run_playbook(ROLLBACK, inventory=s.inventory(), env=s.env)
+    assert result.rc != 0 and "--limit" in result.output, result
+    assert s.metadata()["current_version"] == 1
+
+
+# -- no key value in any output, even at -vvvv --------------------------------------
+
+
+def test_verbose_output_holds_no_key_value(setup_factory, ansible):
+    s = setup_factory("anthropic")
+    canary_console = s.console["value"]
+    # The Console key given as a variable (the other way in), at -vvvv.
+    inventory = s.inventory()
+    del inventory["api_keys"]["hosts"][HOST]["new_api_key_vault_path"]
+    result = ansible.run_playbook(ROTATE, inventory=inventory, extra_vars={"rotate_force": True, "new_api_key": canary_console},
+                                  env=s.env, verbosity=4)
+    assert result.rc == 0, result
+    assert s.value() == canary_console
+    assert_no_secret(result.output, s.old["value"], canary_console, s.admin, s.env["VAULT_TOKEN"])
+    assert_no_secret(json.dumps(result.events), s.old["value"], canary_console, s.admin)
+
+    # A failing rotation at -vvvv: the next Console key never authenticates.
+    s.emulator.control("POST", "propagation", {"provider": "anthropic", "new_key_delay": 0, "revoke_delay": 0,
+                                               "never_valid": True})
+    bad = s.emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "console-made-2"})
+    failed = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=2),
+                                  extra_vars={"rotate_force": True, "new_api_key": bad["value"]}, env=s.env, verbosity=4)
+    assert failed.rc != 0, failed
+    assert "did not authenticate" in failed.output
+    assert s.value() == canary_console, "Vault still serves the working key"
+    assert s.key(bad["id"])["status"] == "inactive", "the key that never worked was disabled"
+    assert_no_secret(failed.output, s.old["value"], canary_console, bad["value"], s.admin, s.env["VAULT_TOKEN"])
+    assert_no_secret(json.dumps(failed.events), canary_console, bad["value"], s.admin)
