@@ -19,7 +19,7 @@ import threading
 
 import pytest
 
-from harness import assert_no_secret
+from harness import assert_no_secret, http_json
 
 NS = "apikeys.rotation."
 BILLING = ("/v1/messages", "/chat/completions", "/responses", "/completions", "/embeddings")
@@ -368,8 +368,9 @@ def test_probe_outcomes_and_bad_input(ansible, emulator, tmp_path):
     live = {p: seed(emulator, p, "api")["value"] for p in ("anthropic", "openai", "openrouter")}
     unknown = "sk-or-v1-" + "0" * 64
     emulator.control("POST", "faults", {"provider": "openai", "path": "^/models$", "status": 503, "count": 5})
-    emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 4, "revoke_delay": 0})
+    emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 6, "revoke_delay": 0})
     late = seed(emulator, "openrouter", "api")["value"]
+    assert http_json("GET", emulator.base_url("openrouter") + "/key", headers={"Authorization": "Bearer " + late})[0] == 401
 
     def probe(name, provider, key, **extra):
         args = {"provider": provider, "api_key": key, "base_url": emulator.base_url(provider), "retries": 0}
@@ -377,7 +378,7 @@ def test_probe_outcomes_and_bad_input(ansible, emulator, tmp_path):
         return task(name, "api_key_probe", args, register=name.replace(" ", "_"))
 
     tasks = [
-        dict(probe("until live", "openrouter", "{{ late_key }}"), until="until_live.live", retries=10, delay=1),
+        dict(probe("until live", "openrouter", "{{ late_key }}"), until="until_live.live", retries=15, delay=1),
         probe("anthropic live", "anthropic", "{{ keys.anthropic }}"),
         probe("openrouter unknown", "openrouter", unknown),
         probe("openai 503", "openai", "{{ keys.openai }}"),
