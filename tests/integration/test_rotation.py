@@ -377,7 +377,8 @@ RESUME_POINTS = {
 def test_rerun_finishes_a_killed_rotation(point, setup_factory, ansible):
     task_name, stage = RESUME_POINTS[point]
     s = setup_factory("openrouter")
-    proc = start_playbook(ansible, ROTATE, s.inventory(), {"rotate_force": True}, s.env)
+    # The killed run's lease expires after a second, so the re-run takes it over (tests/integration/test_crash.py).
+    proc = start_playbook(ansible, ROTATE, s.inventory(rotate_lease_ttl="1s"), {"rotate_force": True}, s.env)
     output = kill_at_task(proc, task_name)
     assert s.record().get("stage") == stage, output[-3000:]
     orphans = []
