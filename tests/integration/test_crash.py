@@ -1,0 +1,273 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the apikeys.rotation collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Crash anywhere: SIGKILL ansible-playbook during a rotation, then ONE re-run must finish it.
+
+Kill points, mostly for the three providers at once (one inventory host per provider, so one
+killed run covers the same point for all three):
+
+* task boundaries: the test-only callback ``kill_at`` SIGKILLs the run as the Nth task
+  starts (``task:N``). A first full run lists the tasks. Every boundary that follows a task
+  writing to Vault or a provider is tried for the three providers; of the others (after
+  read-only tasks, which leave the same state as the boundary before them) 1 in 5, at an
+  offset that moves with the seed, each for one provider in turn. ``APIKEYS_CRASH_FULL=1``
+  tries every boundary for the three providers;
+* inside tasks: the Nth runner start plus a random delay (``runner:N:SECONDS``), on tasks
+  that run a module of the collection;
+* random moments: a timer started with the playbook (``time:SECONDS``), at a random fraction
+  of the duration of a full run.
+
+Kills take the whole tree (ansible-playbook's process group and each worker's, as when the
+controller dies) or, chosen at random for the last two kinds, only ansible-playbook's process
+group (a worker busy with a module finishes it and its answer is lost). After the kills, one
+re-run (no kill) of all the killed keys must leave each key rotated exactly once, with nothing
+lost and no orphan (``World.problems``). Random choices are seeded: the seed (default: the
+date) is printed, ``APIKEYS_CRASH_SEED`` replays it. The tables are printed (``-rP``).
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import json
+import os
+import random
+import resource
+import time
+import typing as t
+import uuid
+
+import pytest
+
+from harness import AnsibleEnv, assert_no_secret
+from rotation_world import PROVIDERS, ROTATE, Run, Services, World, failures, inventory, reap, recap
+
+FULL = os.environ.get("APIKEYS_CRASH_FULL", "") == "1"
+SEED = int(os.environ.get("APIKEYS_CRASH_SEED") or time.strftime("%Y%m%d"))
+LEASE_TTL = "1s"
+BOUNDARY_CHUNKS = 4
+INSIDE = 30 if FULL else 4
+RANDOM = 24 if FULL else 4
+# Boundaries right after a task that wrote to Vault or a provider leave distinct states; the
+# others (after read-only tasks) are sampled 1 in OTHERS_EVERY, at an offset that moves with the seed.
+WRITERS = ("apikeys.rotation.vault_secret_write", "apikeys.rotation.provider_key_create", "apikeys.rotation.provider_key_revoke")
+OTHERS_EVERY = 1 if FULL else 5
+KILL_CALLBACKS = "record_results,kill_at"
+# Cheaper runs, same behaviour: modules through stdin, one probe proves a key.
+RUN_ENV = {"ANSIBLE_PIPELINING": "1"}
+HOSTVARS = {"rotate_lease_ttl": LEASE_TTL, "rotate_verify_successes": 1}
+
+
+class Point(t.NamedTuple):
+    label: str  # host-name-safe, unique within a test
+    kind: str  # boundary | inside | random
+    spec: str  # APIKEYS_KILL_AT
+    mode: str  # tree | group
+    providers: t.Tuple[str, ...] = PROVIDERS  # one key (inventory host) per provider in the killed run
+
+
+class Plan(t.NamedTuple):
+    tasks: t.List[str]  # task names of a full run, in order (task:N kills before tasks[N-1])
+    runners: t.List[dict]  # runner starts of a full run: {"n", "task", "host", "task_n"}
+    module_tasks: t.List[str]  # tasks that run a module of the collection (Vault or provider calls)
+    writer_tasks: t.List[str]  # tasks that run a module that writes to Vault or a provider
+    seconds: float  # duration of a full run
+
+
+def make_plan(openbao, emulator_server, collections_path, workdir: str) -> Plan:
+    """One full rotation (no kill) of three keys, logged by kill_at: the task boundaries to kill at."""
+    emulator_server.control("POST", "reset")
+    ansible = AnsibleEnv(workdir, collections_path)
+    services = Services(openbao, emulator_server)
+    worlds = [World(services, p, "plan-" + p, "crash/plan-%s" % uuid.uuid4().hex[:8], **HOSTVARS) for p in PROVIDERS]
+    run = Run(ansible, ROTATE, inventory(worlds), dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, **RUN_ENV))
+    assert run.wait() == 0, run.output[-6000:]
+    for world in worlds:
+        assert world.problems() == [], (world.host, world.problems())
+    records = run.kill_records()
+    tasks = [r["task"] for r in records if r.get("kind") == "task"]
+    runners = []
+    task_n = 0
+    for record in records:
+        if record.get("kind") == "runner":
+            runners.append(dict(record, task_n=task_n))
+        elif record.get("kind") == "task":
+            task_n = record["n"]
+    events = run.events()
+    module_tasks = sorted({e["task"] for e in events if str(e.get("action", "")).startswith("apikeys.rotation.")})
+    writer_tasks = sorted({e["task"] for e in events if e.get("action") in WRITERS})
+    assert len(tasks) > 40 and writer_tasks, tasks
+    return Plan(tasks, runners, module_tasks, writer_tasks, run.seconds)
+
+
+@pytest.fixture(scope="module")
+def plan(openbao, emulator_server, collections_path, tmp_path_factory) -> Plan:
+    """The plan, made once for the whole session (xdist workers share it through a file)."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    shared = str(tmp_path_factory.getbasetemp().parent if run_id else tmp_path_factory.getbasetemp())
+    path = os.path.join(shared, "apikeys-crash-plan-%s.json" % (run_id or "local"))
+    with open(path + ".lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                made = Plan(**json.load(handle))
+        else:
+            made = make_plan(openbao, emulator_server, collections_path, str(tmp_path_factory.mktemp("crash-plan")))
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(made._asdict(), handle)
+    print("crash plan: seed %d%s, %d tasks (%d write), %d runner starts, full run %.1fs"
+          % (SEED, " (full)" if FULL else "", len(made.tasks), len(made.writer_tasks), len(made.runners), made.seconds))
+    return made
+
+
+def boundary_points(plan: Plan, chunk: int) -> t.List[Point]:
+    """Every boundary after a write (and the first) for the three providers; 1 in OTHERS_EVERY of the rest, each for
+    one provider in turn (with APIKEYS_CRASH_FULL=1: every boundary for the three providers)."""
+    chosen = []
+    for n in range(1, len(plan.tasks) + 1):
+        if FULL or n == 1 or plan.tasks[n - 2] in plan.writer_tasks:
+            chosen.append(Point("t%02d" % n, "boundary", "task:%d" % n, "tree"))
+        elif n % OTHERS_EVERY == SEED % OTHERS_EVERY:
+            chosen.append(Point("t%02d" % n, "boundary", "task:%d" % n, "tree", (PROVIDERS[(n + SEED) % len(PROVIDERS)],)))
+    # Chunks of about the same cost (keys killed, later boundaries cost more), in boundary order within a chunk.
+    chunks: t.List[t.List[Point]] = [[] for _chunk in range(BOUNDARY_CHUNKS)]
+    for point in sorted(chosen, key=lambda p: (-len(p.providers), -int(p.spec.split(":")[1]))):
+        min(chunks, key=lambda c: (sum(len(p.providers) for p in c), len(c))).append(point)
+    return sorted(chunks[chunk], key=lambda p: int(p.spec.split(":")[1]))
+
+
+def inside_points(plan: Plan, chunk: int, chunks: int) -> t.List[Point]:
+    rng = random.Random(SEED * 7 + 1)
+    first_runner: t.Dict[int, dict] = {}
+    for runner in plan.runners:
+        if runner["task"] in plan.module_tasks:
+            first_runner.setdefault(runner["task_n"], runner)
+    candidates = sorted(first_runner.values(), key=lambda r: r["n"])
+    chosen = candidates if FULL and INSIDE >= len(candidates) else sorted(rng.sample(candidates, min(INSIDE, len(candidates))),
+                                                                          key=lambda r: r["n"])
+    points = [Point("m%02d" % i, "inside", "runner:%d:%.3f" % (r["n"], rng.uniform(0.05, 0.7)), rng.choice(("tree", "group")))
+              for i, r in enumerate(chosen)]
+    return points[chunk::chunks]
+
+
+def random_points(plan: Plan, chunk: int, chunks: int) -> t.List[Point]:
+    """A timer at a random fraction of a full run (``time:F`` until the run's duration is known, see kill_run)."""
+    rng = random.Random(SEED * 7 + 2)
+    points = [Point("r%02d" % i, "random", "fraction:%.4f" % rng.uniform(0.02, 0.95), rng.choice(("tree", "group")))
+              for i in range(RANDOM)]
+    return points[chunk::chunks]
+
+
+def kill_run(ansible, services: Services, point: Point, worlds: t.List[World], seconds: float) -> t.Tuple[Run, str]:
+    """Run the rotation of ``worlds`` under the kill point; a fraction of a run becomes a timer of ``seconds`` x F."""
+    spec = point.spec
+    if spec.startswith("fraction:"):
+        spec = "time:%.3f" % (float(spec.split(":")[1]) * seconds)
+    env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, APIKEYS_KILL_AT=spec, APIKEYS_KILL_MODE=point.mode, **RUN_ENV)
+    run = Run(ansible, ROTATE, inventory(worlds), env)
+    run.wait()
+    return run, spec
+
+
+def crash_and_resume(points: t.Sequence[Point], openbao, emulator, ansible, kv_path: str, plan_seconds: float) -> t.List[dict]:
+    """Kill one run per point (three keys each), then one re-run of every key; returns a row per key."""
+    cpu_before = child_cpu()
+    services = Services(openbao, emulator)
+    rows: t.List[dict] = []
+    worlds: t.List[World] = []
+    outputs: t.List[str] = []
+    last_kill = time.monotonic()
+    seconds = plan_seconds
+    for point in points:
+        for attempt in (1, 2):
+            point_worlds = [World(services, p, "%s%s-%s" % (point.label, "" if attempt == 1 else "b", p), kv_path, **HOSTVARS)
+                            for p in point.providers]
+            run, spec = kill_run(ansible, services, point, point_worlds, seconds)
+            kills = [r for r in run.kill_records() if r.get("kill")]
+            if kills or not point.spec.startswith("fraction:") or attempt == 2:
+                break
+            # The run ended before the timer (this machine runs faster now): the same fraction of this run's duration.
+            seconds = run.seconds
+        worlds += point_worlds
+        outputs.append(run.output)
+        stuck = reap(kills[0]["survivors"]) if kills else []
+        last_kill = time.monotonic()
+        for world in point_worlds:
+            rows.append(dict(world.snapshot(), world=world, point=point._replace(spec=spec), killed=bool(kills), rc=run.proc.returncode,
+                             stuck=stuck, during=kills[0]["during"] if kills else "(run finished: %s)" % run.proc.returncode))
+    # The lease of a killed run expires after LEASE_TTL; the re-run takes it over.
+    time.sleep(max(0.0, 1.2 - (time.monotonic() - last_kill)))
+    rerun = Run(ansible, ROTATE, inventory(worlds), dict(services.env, **RUN_ENV))
+    rerun.wait(timeout=900)
+    counters = recap(rerun.output)
+    events = rerun.events()
+    for row in rows:
+        world = row["world"]
+        host_failed = counters.get(world.host, {}).get("failed", 1) != 0
+        row["rerun_failed"] = failures(events, world.host) if host_failed else []
+        if host_failed and not row["rerun_failed"]:
+            row["rerun_failed"] = ["no recap for %s" % world.host]
+        row["problems"] = row["rerun_failed"] + world.problems()
+        if row["stuck"]:
+            row["problems"].append("workers still running 30 s after the kill: %s" % row["stuck"])
+        assert_no_secret("".join(outputs) + rerun.output, *world.secrets())
+    rows[0]["rerun_seconds"] = rerun.seconds
+    rows[0]["cpu_seconds"] = child_cpu() - cpu_before
+    return rows
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def report(title: str, rows: t.List[dict]) -> str:
+    lines = ["%s (seed %d%s): %d kill points, %d keys killed, re-run of them in %.1fs, %.0f CPU-seconds in all"
+             % (title, SEED, ", full" if FULL else "", len({row["point"].label for row in rows}), len(rows), rows[0]["rerun_seconds"],
+                rows[0]["cpu_seconds"]),
+             "%-8s %-10s %-22s %-5s %-44s %-9s %-4s %-8s %-8s %s"
+             % ("point", "provider", "kill", "mode", "killed during", "stage", "ver", "lease", "unstored", "after one re-run")]
+    for row in rows:
+        point = row["point"]
+        lines.append("%-8s %-10s %-22s %-5s %-44s %-9s %-4s %-8s %-8s %s" % (
+            point.label, row["world"].provider, point.spec, point.mode, (row["during"] or "-").split(" : ")[-1][:44], row["stage"],
+            row["version"], row["lease"], row["unstored"], "ok" if not row["problems"] else "; ".join(row["problems"])[:400]))
+    totals: t.Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for row in rows:
+        counter = totals[row["world"].provider]
+        counter["tried"] += 1
+        counter["killed"] += int(row["killed"])
+        counter["ok"] += int(not row["problems"])
+        counter["stage " + row["stage"]] += 1
+    for provider in PROVIDERS:
+        lines.append("%s: %s" % (provider, dict(sorted(totals[provider].items()))))
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def check(rows: t.List[dict], text: str) -> None:
+    bad = [row for row in rows if row["problems"]]
+    assert not bad, "%d of %d keys were not finished correctly by one re-run:\n%s" % (len(bad), len(rows), text)
+    assert sum(row["killed"] for row in rows) >= len(rows) * 2 // 3, "most runs must actually be killed:\n" + text
+
+
+@pytest.mark.parametrize("chunk", range(BOUNDARY_CHUNKS))
+def test_crash_at_every_task_boundary(chunk, plan, openbao, emulator, ansible, kv_path):
+    points = boundary_points(plan, chunk)
+    rows = crash_and_resume(points, openbao, emulator, ansible, kv_path, plan.seconds)
+    text = report("task boundaries, chunk %d of %d" % (chunk + 1, BOUNDARY_CHUNKS), rows)
+    assert all(row["killed"] for row in rows), "every boundary of a full run is reached:\n" + text
+    check(rows, text)
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_crash_inside_tasks(chunk, plan, openbao, emulator, ansible, kv_path):
+    rows = crash_and_resume(inside_points(plan, chunk, 2), openbao, emulator, ansible, kv_path, plan.seconds)
+    check(rows, report("inside tasks, chunk %d of 2" % (chunk + 1), rows))
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_crash_at_random_moments(chunk, plan, openbao, emulator, ansible, kv_path):
+    rows = crash_and_resume(random_points(plan, chunk, 2), openbao, emulator, ansible, kv_path, plan.seconds)
+    check(rows, report("random moments, chunk %d of 2" % (chunk + 1), rows))
