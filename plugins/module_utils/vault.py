@@ -373,7 +373,7 @@ def secret_view(version: t.Optional[int], data: t.Optional[t.Mapping[str, t.Any]
     """One side of a diff: version, key names, fingerprints and custom_metadata -- never values."""
     return {
         "version": version,
-        "keys": sorted((data or {}).keys()),
+        "data_keys": sorted((data or {}).keys()),
         "fingerprints": fingerprint_map(data),
         "custom_metadata": dict(sorted((custom_metadata or {}).items())),
     }
@@ -913,7 +913,7 @@ def describe_secret(kv: KV2Secret, version: t.Optional[int] = None, return_data:
         "oldest_version": None,
         "versions": {},
         "custom_metadata": {},
-        "keys": [],
+        "data_keys": [],
         "fingerprints": {},
         "created_time": None,
         "updated_time": None,
@@ -951,7 +951,7 @@ def describe_secret(kv: KV2Secret, version: t.Optional[int] = None, return_data:
             read = kv.read_version(wanted)
             if read is not None and read.state == "live":
                 data = read.data
-    result["keys"] = sorted((data or {}).keys())
+    result["data_keys"] = sorted((data or {}).keys())
     result["fingerprints"] = fingerprint_map(data)
     if return_data:
         result["data"] = data

@@ -22,7 +22,7 @@ options:
   key_id:
     description:
       - Only the key with this id (Anthropic C(apikey_...), OpenAI C(key_...), OpenRouter hash).
-      - A key the provider does not know gives an empty RV(keys), not an error.
+      - A key the provider does not know gives an empty RV(api_keys), not an error.
     type: str
   name:
     description:
@@ -46,6 +46,10 @@ EXAMPLES = r"""
     name: "chat-{{ rotation_id }}"
   register: found
 
+- name: Show each key found with its status
+  ansible.builtin.debug:
+    msg: "{{ found.api_keys | items2dict(key_name='id', value_name='status') }}"
+
 - name: Read one OpenAI key by id
   apikeys.rotation.provider_key_info:
     provider: openai
@@ -55,8 +59,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-keys:
-  description: The keys found.
+api_keys:
+  description: The keys found (ids, names, statuses; never a key value).
   returned: always
   type: list
   elements: dict
@@ -118,7 +122,7 @@ from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base im
 
 def info(module, provider):
     records = provider.find(name=module.params["name"], key_id=module.params["key_id"])
-    return {"changed": False, "keys": [r.as_dict() for r in records]}
+    return {"changed": False, "api_keys": [r.as_dict() for r in records]}
 
 
 def main():

@@ -52,6 +52,11 @@ EXAMPLES = r"""
     msg: "version {{ stored.version }}, key {{ stored.custom_metadata.key_id | default('?') }}, {{ stored.fingerprints }}"
   when: stored.exists
 
+- name: Require an api_key entry in the secret
+  ansible.builtin.assert:
+    that: "'api_key' in stored.data_keys"
+  when: stored.exists
+
 - name: Read the value (the task and every task that uses it must be no_log)
   apikeys.rotation.vault_secret_info:
     path: apps/web/openai
@@ -91,8 +96,8 @@ custom_metadata:
   returned: always
   type: dict
   sample: {"provider": "openai", "key_id": "key_abc123", "fingerprint": "sha256:3f1d2a9c8b7e"}
-keys:
-  description: The key names of the version read; empty when it is deleted or destroyed.
+data_keys:
+  description: The names of the keys in the data of the version read; empty when it is deleted or destroyed.
   returned: always
   type: list
   elements: str

@@ -195,7 +195,7 @@ def test_anthropic_adopt_lifecycle_admin_key_as_option(ansible, emulator):
     created = result.result("public created")["result"]["msg"]
     assert created["key_id"] == console["id"]
     assert created["fingerprint"] == console["fingerprint"]
-    assert result.result("info")["result"]["keys"][0]["status"] == "archived"
+    assert result.result("info")["result"]["api_keys"][0]["status"] == "archived"
     others = [k for k in state_keys(emulator, "anthropic") if k["id"] != console["id"]]
     assert [(k["name"], k["status"]) for k in others] == [("unrelated", "active")]
 
@@ -291,7 +291,7 @@ def test_429_with_retry_after_is_retried_admin_key_from_file(ansible, emulator, 
                                   env={"OPENROUTER_MANAGEMENT_KEY_FILE": str(admin_file)})
     assert result.rc == 0, result
     listed = result.result("list")["result"]
-    assert [k["name"] for k in listed["keys"]] == ["existing"]
+    assert [k["name"] for k in listed["api_keys"]] == ["existing"]
     assert listed["http"]["retries"] == 1 and listed["http"]["retry_wait"] == 1.0
     assert hits(emulator)["counts"]["openrouter GET /keys"] == 2
     assert [r["status"] for r in hits(emulator)["requests"]] == [429, 200]

@@ -98,8 +98,8 @@ def test_check_mode_then_write_then_idempotent(openbao, ansible, kv_path):
 
     # the plan is the real one, and check mode wrote nothing (else "write" would be version 3 or unchanged)
     assert plan["changed"] is True and plan["version"] == 2 and plan["previous_version"] == 1
-    assert plan["diff"]["before"]["keys"] == ["api_key"]
-    assert plan["diff"]["after"]["keys"] == ["api_key", "org"]
+    assert plan["diff"]["before"]["data_keys"] == ["api_key"]
+    assert plan["diff"]["after"]["data_keys"] == ["api_key", "org"]
     assert plan["diff"]["after"]["fingerprints"]["api_key"] == fingerprint(new)
     assert plan["diff"]["before"]["version"] == 1 and plan["diff"]["after"]["version"] == 2
 
@@ -419,7 +419,7 @@ def test_info_fingerprints_versions_and_data_on_request(openbao, ansible, kv_pat
     assert latest["exists"] is True and latest["changed"] is False
     assert latest["version"] == 2 and latest["current_version"] == 2 and latest["oldest_version"] == 1
     assert sorted(latest["versions"]) == ["1", "2"] and latest["versions"]["1"]["destroyed"] is False
-    assert latest["keys"] == ["api_key", "org"]
+    assert latest["data_keys"] == ["api_key", "org"]
     assert latest["fingerprints"] == {"api_key": fingerprint(second), "org": fingerprint("acme")}
     assert latest["custom_metadata"] == {"provider": "anthropic"}
     assert latest["created_time"] and latest["updated_time"]

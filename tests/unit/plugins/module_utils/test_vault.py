@@ -37,10 +37,10 @@ def test_fingerprint_map_and_view_never_hold_values():
     data = {"api_key": "sk-secret-value-123", "org": "acme"}
     assert fingerprint_map(data) == {"api_key": fp("sk-secret-value-123"), "org": fp("acme")}
     view = secret_view(3, data, {"stage": "done"})
-    assert view == {"version": 3, "keys": ["api_key", "org"], "fingerprints": fingerprint_map(data),
+    assert view == {"version": 3, "data_keys": ["api_key", "org"], "fingerprints": fingerprint_map(data),
                     "custom_metadata": {"stage": "done"}}
     assert "sk-secret-value-123" not in json.dumps(view)
-    assert secret_view(None, None, None) == {"version": None, "keys": [], "fingerprints": {}, "custom_metadata": {}}
+    assert secret_view(None, None, None) == {"version": None, "data_keys": [], "fingerprints": {}, "custom_metadata": {}}
 
 
 def test_fingerprint_of_non_string_value_is_stable():
@@ -490,7 +490,7 @@ def test_deleted_latest_version_gets_a_new_version_on_top():
     result = write_secret(kv, data={"api_key": "b"})
     assert result["changed"] is True and result["version"] == 3 and result["previous_version"] == 2
     assert kv.writes == [({"api_key": "b"}, 2)]
-    assert result["diff"]["before"]["keys"] == []
+    assert result["diff"]["before"]["data_keys"] == []
 
 
 def test_metadata_only_writes_no_version():
@@ -543,7 +543,7 @@ def test_describe_secret():
     result = describe_secret(kv)
     assert result["exists"] is True and result["version"] == 2 and result["current_version"] == 2
     assert result["oldest_version"] == 1
-    assert result["keys"] == ["api_key", "org"] and result["fingerprints"]["api_key"] == fp("b")
+    assert result["data_keys"] == ["api_key", "org"] and result["fingerprints"]["api_key"] == fp("b")
     assert "data" not in result
     assert describe_secret(kv, version=1, return_data=True)["data"] == {"api_key": "a"}
     with pytest.raises(VaultError, match="Version 9 of secret/apps/x does not exist"):
@@ -554,7 +554,7 @@ def test_describe_absent_and_deleted():
     absent = describe_secret(FakeKV(), return_data=True)
     assert absent["exists"] is False and absent["data"] is None and absent["fingerprints"] == {}
     deleted = describe_secret(FakeKV([{"k": "a"}, {"k": "b"}], deleted={2}))
-    assert deleted["exists"] is True and deleted["version"] == 2 and deleted["keys"] == []
+    assert deleted["exists"] is True and deleted["version"] == 2 and deleted["data_keys"] == []
     assert deleted["versions"]["2"]["deletion_time"] == "d"
 
 
