@@ -15,14 +15,35 @@ import email.utils
 import json
 import random
 import re
+import sys
 import time
 import traceback
 import typing as t
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint
 
+
+def _import_httpx() -> t.Any:
+    """Import httpx without its command-line client.
+
+    httpx imports ``httpx._main`` (click, rich, pygments: about as much again as httpx
+    itself) whenever those happen to be installed, on every import. A module never uses
+    it: for the duration of the import ``httpx._main`` is marked absent, so httpx falls
+    back to its stub ``main``; afterwards the mark is removed.
+    """
+    hidden = "httpx" not in sys.modules and "httpx._main" not in sys.modules
+    if hidden:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx as module  # pylint: disable=import-outside-toplevel
+    finally:
+        if hidden and "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+            del sys.modules["httpx._main"]
+    return module
+
+
 try:
-    import httpx
+    httpx = _import_httpx()
 except ImportError:
     httpx = None
     HAS_HTTPX = False
