@@ -53,6 +53,11 @@ EXPECTED_FILE_ENV = {
 }
 FAST = {"rotate_probe_delay": 0.2, "rotate_probe_retries": 8, "rotate_verify_successes": 2,
         "rotate_check_retries": 2, "rotate_check_delay": 0.2}
+# What the role hands to AWX workflows (set_stats): the timing of each entry, and the key fields.
+TIMING = ("started_at", "finished_at", "duration_seconds")
+KEY_FIELDS = ("key_id", "fingerprint", "vault_version", "previous_key_id", "previous_fingerprint", "rotation_id")
+# The extra variable of the workflow's rollback job template in docs/awx.md.
+ROLLBACK_DEAD_KEYS = "{{ apikeys_rotation_probe | default({}) | dict2items | rejectattr('value.live') | map(attribute='key') | join(',') }}"
 
 
 def load_type(path: str) -> dict:
@@ -282,11 +287,16 @@ class Job:
         assert not extra_vars
         self.env.update(env)
 
-    def run(self, playbook: str, inventory: dict, extra_vars: dict, collections_path: str, home: str) -> "JobResult":
+    def run(self, playbook: str, inventory: dict, extra_vars: dict, collections_path: str, home: str,
+            cmdline: str = "") -> "JobResult":
+        """``cmdline``: what AWX adds to the ansible-playbook command line (``--check``, ``--limit ...``)."""
         with open(os.path.join(self.pdd, "inventory", "hosts"), "w", encoding="utf-8") as handle:
             json.dump(inventory, handle)
         with open(os.path.join(self.pdd, "env", "extravars"), "w", encoding="utf-8") as handle:
             yaml.safe_dump(extra_vars, handle)
+        if cmdline:
+            with open(os.path.join(self.pdd, "env", "cmdline"), "w", encoding="utf-8") as handle:
+                handle.write(cmdline)
         envvars = dict(self.env)
         envvars.update({
             "HOME": home,
@@ -338,6 +348,10 @@ class JobResult:
         found = [e["event_data"] for e in self.events if e.get("event") == "playbook_on_stats"]
         assert len(found) == 1, self
         return found[0]
+
+    def artifacts_data(self) -> dict:
+        """What the job hands to the next workflow nodes: its set_stats data (the stats event's artifact_data)."""
+        return self.stats()["artifact_data"]
 
     def __repr__(self) -> str:
         try:
@@ -456,13 +470,22 @@ def test_awx_rotate_schedule_and_probe(openbao, emulator, collections_path, tmp_
         assert os.path.dirname(command["env"][name]) == env_dir and os.path.isfile(command["env"][name]), name
     assert "VAULT_TOKEN" not in command["env"] and "ANTHROPIC_ADMIN_KEY" not in command["env"]
 
-    # Workflow hand-off: what the role passes on with set_stats (when it does) holds no value.
-    artifact_data = stats.get("artifact_data") or {}
-    if artifact_data:
-        dumped = json.dumps(artifact_data)
-        assert any(fp(secrets["the new %s key" % p]) in dumped for p in PROVIDERS), artifact_data
-        for secret in secrets.values():
-            assert secret not in dumped
+    # Workflow hand-off: one entry per key with ids, fingerprints, stage and timing, no value.
+    handed = rotate.artifacts_data()
+    assert set(handed) == {"apikeys_rotation"}, handed
+    assert set(handed["apikeys_rotation"]) == set(hosts)
+    previous_state = {"anthropic": "disabled", "openai": "active", "openrouter": "disabled"}
+    for provider in PROVIDERS:
+        entry = handed["apikeys_rotation"]["awx-" + provider]
+        record = vault.secrets.kv.v2.read_secret_metadata(path="%s/%s" % (prefix, provider), mount_point="secret")["data"]
+        record = record["custom_metadata"]
+        assert_handed_timing(entry)
+        assert {k: v for k, v in entry.items() if k not in TIMING} == {
+            "provider": provider, "vault_path": "secret/%s/%s" % (prefix, provider), "stage": "done", "result": "rotated",
+            "changed": True, "check_mode": False, "key_id": record["key_id"], "fingerprint": fp(secrets["the new %s key" % provider]),
+            "vault_version": 2, "previous_key_id": old[provider]["id"], "previous_fingerprint": fp(old[provider]["value"]),
+            "previous_state": previous_state[provider], "rotation_id": record["rotation_id"],
+            "rotation_started_at": record["rotation_started_at"]}, entry
 
     # 2. The schedule runs the same job template daily with no survey answers: nothing is due,
     # nothing changes, and the providers see no request at all.
@@ -470,6 +493,10 @@ def test_awx_rotate_schedule_and_probe(openbao, emulator, collections_path, tmp_
     scheduled = job("rotate-2").run("rotate.yml", inventory, {}, collections_path, home)
     assert scheduled.rc == 0 and scheduled.status == "successful", scheduled
     assert scheduled.stats().get("changed", {}) == {}, scheduled
+    for host, entry in scheduled.artifacts_data()["apikeys_rotation"].items():
+        before = handed["apikeys_rotation"][host]
+        assert entry["result"] == "up_to_date" and entry["stage"] == "none" and entry["changed"] is False, entry
+        assert {k: entry[k] for k in KEY_FIELDS} == {k: before[k] for k in KEY_FIELDS}, (entry, before)
     assert emulator_hits(emulator) == hits, "a scheduled run inside max_age called a provider"
     for provider in PROVIDERS:
         meta_data = vault.secrets.kv.v2.read_secret_metadata(path="%s/%s" % (prefix, provider), mount_point="secret")["data"]
@@ -481,24 +508,116 @@ def test_awx_rotate_schedule_and_probe(openbao, emulator, collections_path, tmp_
     for host in hosts:
         assert "Probe | probe the key at the provider" in probe.ok_tasks(host), probe
     assert probe.stats().get("changed", {}) == {}
+    probed = probe.artifacts_data()
+    assert set(probed) == {"apikeys_rotation_probe"} and set(probed["apikeys_rotation_probe"]) == set(hosts), probed
+    for host, entry in probed["apikeys_rotation_probe"].items():
+        assert entry["live"] is True and entry["reason"] == "" and entry["unfinished_stage"] == "", entry
+        assert (entry["key_id"], entry["fingerprint"]) == (handed["apikeys_rotation"][host]["key_id"],
+                                                           handed["apikeys_rotation"][host]["fingerprint"])
 
     # No secret value in any file AWX keeps of the three jobs.
     files = sum(assert_no_secret_in_artifacts(r.artifacts, secrets) for r in (rotate, scheduled, probe))
     assert files > 50
 
 
-def test_role_hands_results_to_workflows():
-    """AWX workflows read what a job hands on with set_stats: ids, fingerprints, stage and timing, never values."""
-    tasks = glob.glob(os.path.join(REPO_ROOT, "roles", "rotate", "tasks", "*.yml"))
-    uses = []
-    for path in tasks:
-        with open(path, encoding="utf-8") as handle:
-            if re.search(r"^\s*(ansible\.builtin\.)?set_stats:", handle.read(), re.M):
-                uses.append(os.path.basename(path))
-    if not uses:
-        pytest.skip("the rotate role emits no set_stats yet: AWX workflow nodes after a rotation get no key ids, "
-                    "fingerprints, stage or timing")
-    assert uses
+def assert_handed_timing(entry: dict) -> None:
+    for name in ("started_at", "finished_at"):
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", entry[name]), entry
+    assert entry["started_at"] <= entry["finished_at"] and 0 <= float(entry["duration_seconds"]) < 900, entry
+
+
+def test_role_hands_results_to_workflows(openbao, emulator, collections_path, tmp_path):
+    """What each entry point hands to the next nodes of an AWX workflow (set_stats, the stats event's
+    artifact_data): check mode, rotate, a probe that fails, rollback and cleanup of one key, each job
+    getting the artifacts of the jobs before it as extra variables, the way a workflow passes them."""
+    vault = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    prefix = "awx-" + uuid.uuid4().hex[:8]
+    path = prefix + "/openrouter"
+    host = "flow-openrouter"
+    token = limited_token(vault, prefix)
+    admin = emulator.control("POST", "keys", {"provider": "openrouter", "kind": "admin"})["value"]
+    old = emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "initial"})
+    vault.secrets.kv.v2.create_or_update_secret(path=path, secret={"api_key": old["value"]}, mount_point="secret")
+    inventory = {"api_keys": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": os.path.join(BIN_DIR, "python")},
+                              "hosts": {host: dict(FAST, provider="openrouter", vault_path=path, grace_period="0s",
+                                                   rotate_check_retries=1)}}}
+    home = str(tmp_path / "home")
+    os.makedirs(home)
+    secrets = {"the Vault token": token, "the admin key": admin, "the old key": old["value"]}
+    ancestors: t.Dict[str, t.Any] = {}
+
+    def job(ident: str, playbook: str, cmdline: str = "", template_vars: t.Optional[dict] = None) -> JobResult:
+        """``template_vars``: the job template's own extra variables (AWX merges the ancestors' artifacts into them)."""
+        new = Job(str(tmp_path / "jobs"), ident)
+        new.credential("vault_token.yml", {"vault_addr": openbao.addr, "vault_token": token})
+        new.credential("openrouter_management_key.yml", {"openrouter_management_key": admin,
+                                                         "openrouter_base_url": emulator.base_url("openrouter")})
+        result = new.run(playbook, inventory, dict(template_vars or {}, **ancestors), collections_path, home, cmdline=cmdline)
+        ancestors.update(result.artifacts_data())
+        return result
+
+    def version() -> int:
+        return vault.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")["data"]["current_version"]
+
+    # Check mode (a job template of type check): the plan, handed on as such; nothing changes.
+    planned = job("check-1", "rotate.yml", cmdline="--check -e rotate_force=true")
+    assert planned.rc == 0, planned
+    entry = planned.artifacts_data()["apikeys_rotation"][host]
+    assert_handed_timing(entry)
+    assert (entry["result"], entry["stage"], entry["changed"], entry["check_mode"]) == ("would_rotate", "plan", False, True), entry
+    assert (entry["key_id"], entry["fingerprint"], entry["vault_version"]) == (old["id"], fp(old["value"]), 1), entry
+    assert version() == 1
+
+    rotated = job("rotate-1", "rotate.yml", cmdline="-e rotate_force=true")
+    assert rotated.rc == 0 and rotated.status == "successful", rotated
+    new_value = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret",
+                                                        raise_on_deleted_version=True)["data"]["data"]["api_key"]
+    secrets["the new key"] = new_value
+    entry = rotated.artifacts_data()["apikeys_rotation"][host]
+    new_id = entry["key_id"]
+    assert (entry["result"], entry["stage"], entry["changed"], entry["check_mode"]) == ("rotated", "done", True, False), entry
+    assert (entry["fingerprint"], entry["vault_version"], entry["previous_key_id"], entry["previous_state"]) == (
+        fp(new_value), 2, old["id"], "disabled"), entry
+    assert new_id and new_id != old["id"]
+
+    # The new key stops working: the probe job fails, and its failure branch learns which key and why.
+    status = http_json("PATCH", emulator.base_url("openrouter") + "/keys/" + new_id, {"disabled": True},
+                       headers={"Authorization": "Bearer " + admin})[0]
+    assert status == 200
+    probed = job("probe-1", "probe.yml")
+    assert probed.rc != 0 and probed.status == "failed", probed
+    entry = probed.artifacts_data()["apikeys_rotation_probe"][host]
+    assert (entry["live"], entry["provider_live"], entry["key_id"], entry["fingerprint"]) == (False, False, new_id, fp(new_value)), entry
+    assert entry["reason"].startswith("provider: "), entry
+    # The next node gets every ancestor's artifacts: the rotation's and the probe's.
+    assert set(ancestors) == {"apikeys_rotation", "apikeys_rotation_probe"}
+
+    # The rollback node of docs/awx.md: its job template names the keys to roll back from the
+    # probe's artifacts (the keys found not live), so the workflow branches per key.
+    with open(os.path.join(REPO_ROOT, "docs", "awx.md"), encoding="utf-8") as handle:
+        assert 'rotate_hosts: "%s"' % ROLLBACK_DEAD_KEYS in handle.read()
+    rolled = job("rollback-1", "rollback.yml", template_vars={"rotate_hosts": ROLLBACK_DEAD_KEYS})
+    assert rolled.rc == 0 and rolled.status == "successful", rolled
+    entry = rolled.artifacts_data()["apikeys_rotation_rollback"][host]
+    assert_handed_timing(entry)
+    assert {k: entry[k] for k in ("result", "changed", "key_id", "fingerprint", "vault_version", "previous_key_id",
+                                  "previous_fingerprint", "re_enabled")} == {
+        "result": "rolled_back", "changed": True, "key_id": old["id"], "fingerprint": fp(old["value"]), "vault_version": 3,
+        "previous_key_id": new_id, "previous_fingerprint": fp(new_value), "re_enabled": True}, entry
+
+    cleaned = job("cleanup-1", "cleanup.yml")
+    assert cleaned.rc == 0 and cleaned.status == "successful", cleaned
+    entry = cleaned.artifacts_data()["apikeys_rotation_cleanup"][host]
+    assert (entry["result"], entry["deleted_key_ids"], entry["key_id"], entry["previous_state"]) == (
+        "deleted", [new_id], old["id"], "deleted"), entry
+    assert set(ancestors) == {"apikeys_rotation", "apikeys_rotation_probe", "apikeys_rotation_rollback", "apikeys_rotation_cleanup"}
+
+    # Ids, fingerprints, stage and timing only: no value in what was handed on, nor anywhere else AWX keeps.
+    dumped = json.dumps(ancestors)
+    for label, secret in secrets.items():
+        assert secret not in dumped and secret[-20:] not in dumped, label
+    for result in (planned, rotated, probed, rolled, cleaned):
+        assert_no_secret_in_artifacts(result.artifacts, secrets)
 
 
 def test_probe_job_with_approle_credential(openbao, emulator, collections_path, tmp_path):
