@@ -19,6 +19,9 @@ description:
     C(live) true and the expected fingerprint, that is the new key serves the application's traffic.
   - A rejected key (401, 403), a provider or application failure (5xx) or a network error gives RV(live=false) and a
     RV(reason), never a failed task, so C(until) can retry. The task fails only on bad input.
+  - With O(successes) greater than 1, one run of the module probes up to O(successes) times, O(interval) seconds
+    apart, and RV(live) is V(true) only when every probe succeeds; it stops at the first failure. RV(successes),
+    RV(probes) and RV(first_failure) tell how far it got.
   - The admin options of the provider group (O(admin_key), O(openai_project_id), ...) are accepted so that
     C(module_defaults) for the group work, and ignored.
 author:
@@ -55,6 +58,22 @@ options:
       - Verify the TLS certificate of O(health_url).
     type: bool
     default: true
+  successes:
+    description:
+      - How many probes in a row must succeed for RV(live=true). The probes stop at the first failure.
+      - V(1) probes once. A larger value proves the key stays live, for example after it first authenticated at a
+        provider that propagates new keys with a delay; with C(until), keep O(successes=1) until the key is first
+        live, then require the further successes in a second task.
+      - Between 1 and 100.
+    type: int
+    default: 1
+  interval:
+    description:
+      - Seconds between two consecutive probes when O(successes) is greater than 1 (not waited before the first
+        probe or after the last).
+      - Between 0 and 600.
+    type: float
+    default: 1
 attributes:
   check_mode:
     support: full
@@ -85,6 +104,16 @@ EXAMPLES = r"""
   delay: 3
   no_log: true
 
+- name: Then it stays live - two more successes, 3 seconds apart, in one task
+  apikeys.rotation.api_key_probe:
+    provider: openai
+    api_key: "{{ new_key.api_key }}"
+    successes: 2
+    interval: 3
+  register: confirm
+  failed_when: not confirm.live
+  no_log: true
+
 - name: The application serves the new key
   apikeys.rotation.api_key_probe:
     health_url: https://wishlist.internal/healthz/key
@@ -97,17 +126,34 @@ EXAMPLES = r"""
 
 RETURN = r"""
 live:
-  description: Whether the key authenticates (provider mode) or the application serves the expected key (application mode).
+  description:
+    - Whether the key authenticates (provider mode) or the application serves the expected key (application mode).
+    - With O(successes) greater than 1, V(true) only when all O(successes) probes succeeded.
   returned: always
   type: bool
   sample: true
+probes:
+  description: How many probes were sent, O(successes) at most; fewer when one failed (the last one sent is the failed one).
+  returned: always
+  type: int
+  sample: 3
+successes:
+  description: How many probes in a row succeeded, from the first one on.
+  returned: always
+  type: int
+  sample: 3
+first_failure:
+  description: The RV(reason) of the first probe that failed; null when none failed.
+  returned: always
+  type: str
+  sample: "the key was rejected: HTTP 401 authentication_error - invalid x-api-key"
 status:
   description: HTTP status of the last answer; null when nothing answered.
   returned: always
   type: int
   sample: 200
 latency_ms:
-  description: Milliseconds the answer took.
+  description: Milliseconds the last answer took.
   returned: always
   type: int
   sample: 84
@@ -128,7 +174,9 @@ reported_live:
   type: bool
   sample: true
 reason:
-  description: Why the key is or is not live, in words (never a key value).
+  description:
+    - Why the key is or is not live, in words (never a key value).
+    - With O(successes) greater than 1, the last probe's reason followed by how many probes succeeded.
   returned: always
   type: str
   sample: "the key was rejected: HTTP 401 authentication_error - invalid x-api-key"
@@ -165,7 +213,51 @@ from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base im
 )
 
 
-def probe_provider(module):
+MAX_SUCCESSES = 100
+MAX_INTERVAL = 600.0
+
+
+def probe_limits(params):
+    """``successes`` and ``interval``, refusing values out of range."""
+    successes = params.get("successes")
+    successes = 1 if successes is None else int(successes)
+    if not 1 <= successes <= MAX_SUCCESSES:
+        raise RotationError("successes must be between 1 and %d, got %s" % (MAX_SUCCESSES, successes))
+    interval = params.get("interval")
+    interval = 1.0 if interval is None else float(interval)
+    if not 0 <= interval <= MAX_INTERVAL:
+        raise RotationError("interval must be between 0 and %d seconds, got %s" % (MAX_INTERVAL, interval))
+    return successes, interval
+
+
+def consecutive(probe_once, successes, interval, sleep=None):
+    """Call ``probe_once()`` (a dict with ``live`` and ``reason``) until it fails or succeeded ``successes`` times.
+
+    Returns the last outcome with ``live`` true only when every probe succeeded, plus ``probes``,
+    ``successes`` and ``first_failure``.
+    """
+    outcome = {}
+    done = 0
+    for index in range(successes):
+        if index:
+            (sleep or time.sleep)(interval)
+        outcome = probe_once()
+        if not outcome["live"]:
+            break
+        done += 1
+    probes = done + (0 if done == successes else 1)
+    first_failure = None if done == successes else outcome["reason"]
+    if successes > 1:
+        if first_failure is None:
+            outcome["reason"] = "%s (%d of %d consecutive probes)" % (outcome["reason"], done, successes)
+        else:
+            outcome["reason"] = "%s (probe %d of %d, after %d success%s)" % (
+                outcome["reason"], probes, successes, done, "" if done == 1 else "es")
+    outcome.update(live=first_failure is None, probes=probes, successes=done, first_failure=first_failure)
+    return outcome
+
+
+def probe_provider(module, successes, interval):
     params = module.params
     if not params["provider"]:
         raise RotationError("provider is required with api_key")
@@ -174,14 +266,14 @@ def probe_provider(module):
         module.no_log_values.add(provider.options.admin_key)
     try:
         api_key = provider.validate_key(params["api_key"])
-        result = provider.probe(api_key).as_dict()
+        result = consecutive(lambda: provider.probe(api_key).as_dict(), successes, interval)
         result.update(changed=False, mode="provider", fingerprint=fingerprint(api_key), http=provider.stats)
         return result
     finally:
         provider.close()
 
 
-def probe_health(module):
+def probe_health(module, successes, interval):
     params = module.params
     url = (params["health_url"] or "").strip()
     if not re.match(r"^https?://[^/\s]+", url, re.I):
@@ -193,13 +285,17 @@ def probe_health(module):
     timeout, retries, max_wait = http_limits(params)
     client = HttpClient(url, "health_url", timeout=timeout, retries=retries,
                         max_retry_wait=max_wait, verify=params["health_validate_certs"])
-    started = time.monotonic()
-    try:
+
+    def probe_once():
+        started = time.monotonic()
         try:
             resp = client.send("GET", "", "reading the key health endpoint")
-            outcome = evaluate_health(resp, None, expected, started)
+            return evaluate_health(resp, None, expected, started)
         except NetworkError as exc:
-            outcome = evaluate_health(None, exc, expected, started)
+            return evaluate_health(None, exc, expected, started)
+
+    try:
+        outcome = consecutive(probe_once, successes, interval)
     finally:
         client.close()
     outcome.update(changed=False, mode="health", fingerprint=outcome["reported_fingerprint"], http=dict(client.stats))
@@ -207,11 +303,12 @@ def probe_health(module):
 
 
 def probe(module, _provider):
+    successes, interval = probe_limits(module.params)
     if module.params["api_key"] is not None:
         if not module.params["api_key"].strip():
             raise RotationError("api_key is empty")
-        return probe_provider(module)
-    return probe_health(module)
+        return probe_provider(module, successes, interval)
+    return probe_health(module, successes, interval)
 
 
 def main():
@@ -221,6 +318,8 @@ def main():
         health_url=dict(type="str"),
         expected_fingerprint=dict(type="str", no_log=False),
         health_validate_certs=dict(type="bool", default=True),
+        successes=dict(type="int", default=1),
+        interval=dict(type="float", default=1.0),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -414,6 +415,51 @@ def test_probe_outcomes_and_bad_input(ansible, emulator, tmp_path):
     counts = hits(emulator)["counts"]
     assert set(counts) <= {"anthropic GET /v1/models", "openai GET /models", "openrouter GET /key"}
     assert_no_secret(result.output, late, unknown, *live.values())
+
+
+def test_probe_consecutive_successes_in_one_run(ansible, emulator):
+    """successes=N sends N probes in one module run (counted at the emulator) and stops at the first failure."""
+    key = seed(emulator, "anthropic", "api")["value"]
+    base = emulator.base_url("anthropic")
+    probe_args = {"provider": "anthropic", "api_key": "{{ probe_key }}", "base_url": base, "retries": 0,
+                  "successes": 3, "interval": 0.2}
+    result = ansible.run_playbook(play([task("three in a row", "api_key_probe", probe_args)]), verbosity=4,
+                                  extra_vars={"probe_key": key})
+    assert result.rc == 0, result
+    got = result.result("three in a row")["result"]
+    assert (got["live"], got["probes"], got["successes"], got["first_failure"]) == (True, 3, 3, None)
+    assert got["http"]["requests"] == 3
+    assert hits(emulator)["counts"] == {"anthropic GET /v1/models": 3}
+    assert_no_secret(result.output, key)
+
+    # Live at the first probe, then the provider fails: a second thread watches the emulator's counter and,
+    # once the first GET arrived, makes the next ones answer 503 during the module's 3 s wait.
+    emulator.control("DELETE", "hits")
+
+    def break_after_first_probe():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if hits(emulator)["counts"].get("anthropic GET /v1/models", 0) >= 1:
+                emulator.control("POST", "faults", {"provider": "anthropic", "path": "^/v1/models$", "status": 503,
+                                                    "count": 10})
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=break_after_first_probe, daemon=True)
+    watcher.start()
+    probe_args.update(successes=4, interval=3)
+    result = ansible.run_playbook(play([task("fails after live", "api_key_probe", probe_args)]), verbosity=4,
+                                  extra_vars={"probe_key": key})
+    watcher.join(timeout=5)
+    assert result.rc == 0, result
+    assert result.result("fails after live")["event"] == "ok"
+    got = result.result("fails after live")["result"]
+    assert (got["live"], got["probes"], got["successes"], got["status"]) == (False, 2, 1, 503)
+    assert got["first_failure"].startswith("the provider failed: HTTP 503")
+    assert got["reason"].endswith("(probe 2 of 4, after 1 success)")
+    assert hits(emulator)["counts"] == {"anthropic GET /v1/models": 2}
+    assert billing_hits(emulator) == []
+    assert_no_secret(result.output, key)
 
 
 class HealthApp:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -256,6 +257,39 @@ def test_new_key_never_valid_stops_before_revoke(setup_factory, ansible):
     assert s.authenticates(s.value())
     assert [k["id"] for k in s.active()] == [s.old["id"]]
     assert "stage" not in s.record()
+
+
+def test_key_rejected_after_it_went_live_fails_verify_and_restores(setup_factory, ansible):
+    """Live at the first verify probe, rejected in the confirming ones: verify fails, nothing is revoked."""
+    s = setup_factory("openrouter")
+    probes = "openrouter GET /key"
+
+    # GET /key is only the probe: 1 pre-verify, 1 verify until live, then the confirming ones 2 s apart.
+    # Once the first confirming probe arrived, the provider rejects the key (out of band).
+    def reject_after_the_first_confirming_probe():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if s.emulator.control("GET", "hits")["counts"].get(probes, 0) >= 3:
+                s.emulator.control("POST", "faults", {"provider": "openrouter", "method": "GET", "path": "^/key$",
+                                                      "status": 401, "count": 20})
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=reject_after_the_first_confirming_probe, daemon=True)
+    watcher.start()
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_verify_successes=3, rotate_probe_delay=2),
+                                  extra_vars={"rotate_force": True}, env=s.env)
+    watcher.join(timeout=5)
+    assert result.rc != 0, result
+    assert "went live, then failed confirming probe 2 of 2 after 1 consecutive success(es)" in result.output, result
+    assert "the key was rejected: HTTP 401" in result.output and "Vault was restored" in result.output
+    # The confirming probes ran in one module run and stopped at the failure: 2 + 2 probes in all.
+    assert s.emulator.control("GET", "hits")["counts"][probes] == 4
+    assert s.key(s.old["id"])["status"] == "active"
+    meta = s.metadata()
+    assert meta["current_version"] == 3 and s.value() == s.old["value"]
+    assert "went live, then failed confirming probe" in meta["custom_metadata"]["last_failure"]
+    assert_no_secret(result.output, s.old["value"], s.value(2), s.admin)
 
 
 class HealthServer:
