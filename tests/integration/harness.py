@@ -176,7 +176,7 @@ class OpenBaoRaft:
         wait_for(lambda: self._health() in (200, 429, 501, 503), 30, "OpenBao raft server to listen")
         if self._health() == 501:
             status, body = http_json("PUT", self.addr + "/v1/sys/init",
-                                     {"secret_shares": 1, "secret_threshold": 1})
+                                     {"secret_shares": 1, "secret_threshold": 1}, timeout=120)
             if status != 200:
                 raise RuntimeError("OpenBao init failed: %s %s" % (status, body))
             self.root_token = body["root_token"]

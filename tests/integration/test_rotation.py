@@ -78,6 +78,16 @@ class Setup:
         self.hostvars["new_api_key_vault_path"] = self.kv_path + "-next"
         return self.console
 
+    def restage_console_key(self) -> dict:
+        """Stage a fresh Console-made key; the one staged before, never used, is made inactive at the provider."""
+        unused = self.console
+        staged = self.stage_console_key()
+        if unused:
+            status = http_json("POST", "%s/v1/organizations/api_keys/%s" % (self.emulator.base_url("anthropic"), unused["id"]),
+                               {"status": "inactive"}, headers={"x-api-key": self.admin, "anthropic-version": "2023-06-01"})[0]
+            assert status == 200, status
+        return staged
+
     def write_secret(self, value: str) -> None:
         self.vault.secrets.kv.v2.create_or_update_secret(path=self.kv_path, secret={"api_key": value}, mount_point="secret")
 
