@@ -597,7 +597,6 @@ def someone_rotates_by_hand(s: Setup, made: t.Dict[str, dict]) -> t.Callable[[],
     return act
 
 
-
 @pytest.mark.parametrize("stage", ["lease", "store", "verify", "done"])
 def test_vault_written_by_someone_else_at_a_stage(stage, openbao, emulator, kv_path, ansible):
     """Someone writes a new key to Vault mid-run: stop clearly, revoke only this run's key, never overwrite theirs.
