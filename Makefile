@@ -111,8 +111,8 @@ clean:
 # ansible-core 2.20+ needs Python >= 3.12: a second venv from a Python 3.12 interpreter runs
 # sanity, ansible-test units, ansible-lint and the integration suite on ansible-core 2.21
 # (`make test` runs this line after the 2.19 one). Where no Python 3.12 exists it is skipped
-# with a message that `make test` repeats on its last line; CORE221_REQUIRED=1 (what .ci/run
-# sets) makes that an error instead. Set CORE221_PYTHON to pick the interpreter.
+# with a message that `make test` repeats on its last line; CORE221_REQUIRED=1 makes that an
+# error instead. Set CORE221_PYTHON to pick the interpreter.
 # The venv lives in .build/ like every other build product (ignored by git, by the release
 # tarball, by ansible-lint and by the ansible-test copy); a fresh clone gets it on first use.
 CORE221_PYTHON ?= $(firstword $(foreach p,$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12 2>/dev/null),$(if $(shell $(p) -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/null | grep True),$(p))))
