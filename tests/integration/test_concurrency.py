@@ -256,3 +256,26 @@ def test_run_that_planned_before_a_manual_write_stops(openbao, emulator, ansible
     assert [(k["id"], k["status"]) for k in world.keys()] == [(world.old["id"], "active")], "the run made nothing, revoked nothing"
     assert world.lease()["state"] == "released"
     assert_no_secret(late.output, *world.secrets(), theirs["value"])
+
+
+@pytest.mark.parametrize("ttl, steps", [("15m", ["taken", "released"]), ("1s", ["taken", "store", "retire", "released"])],
+                         ids=["renewals-skipped", "renewals-written"])
+def test_lease_is_renewed_only_when_a_third_of_its_ttl_has_passed(ttl, steps, openbao, emulator, ansible, kv_path):
+    """A lease this run wrote less than a third of the TTL ago cannot have expired: no renewal write then."""
+    services = Services(openbao, emulator)
+    world = World(services, "openrouter", "renewals", kv_path, rotate_lease_ttl=ttl)
+    run = Run(ansible, ROTATE, inventory([world]), services.env, extra_vars={"rotate_force": True})
+    assert run.wait() == 0, run.output[-4000:]
+    assert world.problems() == [], world.problems()
+    meta = world.kv.read_secret_metadata(path=world.lock_path, mount_point="secret")["data"]
+    versions = []
+    for version in range(1, int(meta["current_version"]) + 1):
+        read = world.kv.read_secret_version(path=world.lock_path, version=version, mount_point="secret", raise_on_deleted_version=True)
+        versions.append(read["data"]["data"])
+    seen = [v["state"] if v["state"] == "released" else v.get("step") or "taken" for v in versions]
+    assert seen == steps, versions
+    assert len({v["owner"] for v in versions}) == 1
+    held = [v for v in versions if v["state"] == "held"]
+    # Each write's expiry is its own time plus the TTL, never an earlier write's.
+    assert [int(v["expires_epoch"]) for v in held] == sorted(int(v["expires_epoch"]) for v in held)
+    assert_no_secret(run.output, *world.secrets())
