@@ -20,7 +20,10 @@ fleet     BENCH_FLEET_SIZES keys at BENCH_FLEET_FORKS forks: wall time, CPU seco
 Knobs (environment): BENCH_SECTIONS (default imports,process,modules,rotation,fleet),
 BENCH_N (20), BENCH_PROCESS_N (10), BENCH_IMPORT_REPEATS (7), BENCH_ROTATIONS (5),
 BENCH_FLEET_SIZES (10), BENCH_FLEET_FORKS (10), BENCH_FLEET_REPEATS (1), BENCH_PIPELINING
-(0; 1 runs every playbook with ANSIBLE_PIPELINING=true), BENCH_BASELINE_COLLECTIONS (the
+(unset: every playbook as written, that is the collection's playbooks with pipelining, which
+their plays turn on, the baseline and the benchmark's own plays without; 1: every playbook
+with ANSIBLE_PIPELINING=true; 0: none, the collection's playbooks included),
+BENCH_BASELINE_COLLECTIONS (the
 ansible_collections parent of the `ansible` package, default: the site-packages of
 .build/bench-venv), BENCH_OUT (results JSON, default .build/bench/results-<time>.json). The full fleet matrix:
 BENCH_FLEET_SIZES=10,50,100 BENCH_FLEET_FORKS=10,20 make bench BENCH_SECTIONS=fleet
@@ -56,8 +59,13 @@ TIMER_DIR = os.path.join(BENCH_DIR, "callback_plugins")
 BASELINE_TASKS = os.path.join(BENCH_DIR, "baseline", "rotate_naive_tasks.yml")
 BUILD = os.path.join(REPO, ".build", "bench")
 PROVIDER = "openrouter"
-# BENCH_PIPELINING=1 runs every playbook with ANSIBLE_PIPELINING=true (both sides of each comparison).
-PIPELINING = os.environ.get("BENCH_PIPELINING", "").strip().lower() in ("1", "true", "yes")
+# BENCH_PIPELINING: unset runs every playbook as written (the collection's playbooks set
+# ansible_pipelining in their plays; the baseline and the benchmark's own plays do not);
+# 1 runs every playbook with ANSIBLE_PIPELINING=true (both sides of each comparison);
+# 0 turns it off everywhere, the collection's playbooks included (-e ansible_pipelining=false).
+PIPELINING_KNOB = os.environ.get("BENCH_PIPELINING", "").strip().lower()
+PIPELINING = PIPELINING_KNOB in ("1", "true", "yes")
+NO_PIPELINING = PIPELINING_KNOB in ("0", "false", "no")
 COLL = "ansible_collections.apikeys.rotation.plugins.modules."
 MODULES = ("vault_secret_info", "vault_secret_write", "provider_key_info", "api_key_probe",
            "provider_key_create", "provider_key_revoke")
@@ -575,8 +583,24 @@ def section_modules(bench: Bench, results: dict) -> None:
 
 def role_side(seeded: t.Sequence[t.Tuple[str, str, dict]]) -> t.Tuple[str, dict, dict]:
     hosts = {host: {"provider": PROVIDER, "vault_path": path, "current_key_id": key["id"]} for host, path, key in seeded}
-    return "apikeys.rotation.rotate", {"api_keys": {"hosts": hosts}}, {
-        "rotate_force": True, "rotate_probe_delay": 0, "rotate_check_delay": 0}
+    extra: t.Dict[str, t.Any] = {"rotate_force": True, "rotate_probe_delay": 0, "rotate_check_delay": 0}
+    if NO_PIPELINING:
+        extra["ansible_pipelining"] = False
+    return "apikeys.rotation.rotate", {"api_keys": {"hosts": hosts}}, extra
+
+
+def pipelining_of_sides() -> t.Dict[str, str]:
+    """Whether each side of the rotation and fleet comparisons runs with pipelining, and why."""
+    if PIPELINING:
+        return {"role": "on (ANSIBLE_PIPELINING=true)", "baseline": "on (ANSIBLE_PIPELINING=true)"}
+    if NO_PIPELINING:
+        return {"role": "off (-e ansible_pipelining=false)", "baseline": "off"}
+    role = "off (the ansible-core default)"
+    with open(os.path.join(REPO, "playbooks", "rotate.yml"), encoding="utf-8") as handle:
+        found = re.search(r"^\s+ansible_pipelining:\s*(.*)$", handle.read(), re.M)
+        if found and "true" in found.group(1).lower():
+            role = "on (ansible_pipelining in playbooks/rotate.yml)"
+    return {"role": role, "baseline": "off (the ansible-core default)"}
 
 
 def baseline_side(seeded: t.Sequence[t.Tuple[str, str, dict]]) -> t.Tuple[list, dict, dict]:
@@ -620,9 +644,20 @@ def runs_module(action: str) -> bool:
     return action.startswith(("apikeys.rotation.", "community.hashi_vault.")) or action in MODULE_ACTIONS
 
 
-def breakdown(run: Run) -> t.List[t.Tuple[str, int, float]]:
-    """(kind, tasks, seconds) for one host: module tasks, controller-only tasks, skipped tasks."""
-    kinds: t.Dict[str, t.List[float]] = {}
+def executions(row: dict) -> int:
+    """Module processes one timed task ran: one per loop item (or one) plus one per until retry."""
+    if row["status"] == "skipped" or not runs_module(row["action"]):
+        return 0
+    return (row.get("items") or 1) + row.get("retries", 0)
+
+
+def run_executions(run: Run) -> int:
+    return sum(executions(row) for row in run.timings)
+
+
+def breakdown(run: Run) -> t.List[t.Tuple[str, int, int, float]]:
+    """(kind, tasks, module executions, seconds) for one host: module tasks, controller-only tasks, skipped tasks."""
+    kinds: t.Dict[str, t.List[dict]] = {}
     for row in run.timings:
         action = row["action"]
         if row["status"] == "skipped":
@@ -631,8 +666,9 @@ def breakdown(run: Run) -> t.List[t.Tuple[str, int, float]]:
             kind = action
         else:
             kind = "controller-side (set_fact, assert, include, debug, ...)"
-        kinds.setdefault(kind, []).append(row["seconds"])
-    return sorted(((k, len(v), sum(v)) for k, v in kinds.items()), key=lambda kv: -kv[2])
+        kinds.setdefault(kind, []).append(row)
+    return sorted(((k, len(v), sum(executions(r) for r in v), sum(r["seconds"] for r in v)) for k, v in kinds.items()),
+                  key=lambda kv: -kv[3])
 
 
 def section_rotation(bench: Bench, results: dict) -> None:
@@ -651,21 +687,30 @@ def section_rotation(bench: Bench, results: dict) -> None:
             cpus[side].append(run.cpu)
             last[side] = run
     role, base = median(walls["role"]), median(walls["baseline"])
+    cpu_ratio = median(cpus["role"]) / median(cpus["baseline"])
+    counts = {side: run_executions(last[side]) for side in ("role", "baseline")}
+    pipelining = pipelining_of_sides()
     say("\n## One full rotation of one key (probe delay 0, median of %d alternating runs)\n" % repeats)
-    say(table(("playbook", "wall s (median)", "runs", "CPU s (median)", "tasks run", "module tasks"), [
+    say(table(("playbook", "wall s (median)", "runs", "CPU s (median)", "tasks run", "module tasks", "module executions",
+               "pipelining"), [
         (side, "%.2f" % median(walls[side]), " ".join("%.2f" % w for w in walls[side]), "%.2f" % median(cpus[side]),
          sum(1 for r in last[side].timings if r["status"] != "skipped"),
-         sum(1 for r in last[side].timings if r["status"] != "skipped" and runs_module(r["action"])))
+         sum(1 for r in last[side].timings if r["status"] != "skipped" and runs_module(r["action"])),
+         counts[side], pipelining[side])
         for side in ("role", "baseline")]))
-    say("\nratio role / baseline: %.2f (target <= 1.0: %s)" % (role / base, "met" if role / base <= 1.0 else "NOT met"))
+    say("\nmodule executions per rotation: role %d, baseline %d" % (counts["role"], counts["baseline"]))
+    say("ratio role / baseline, wall time: %.2f (target <= 1.0: %s)" % (role / base, "met" if role / base <= 1.0 else "NOT met"))
+    say("ratio role / baseline, CPU time:  %.2f" % cpu_ratio)
     for side in ("role", "baseline"):
         say("\nWhere the %s's time goes (last run, one host):\n" % side)
-        say(table(("kind", "tasks", "seconds"), [(k, n, "%.2f" % s) for k, n, s in breakdown(last[side])]))
+        say(table(("kind", "tasks", "module executions", "seconds"),
+                  [(k, n, e, "%.2f" % s) for k, n, e, s in breakdown(last[side])]))
         overhead = last[side].wall - sum(r["seconds"] for r in last[side].timings)
         say("\nansible-playbook start, parsing and between-task overhead: %.2f s" % overhead)
-    results["rotation"] = {"walls": walls, "cpus": cpus, "ratio": round(role / base, 3),
+    results["rotation"] = {"walls": walls, "cpus": cpus, "ratio": round(role / base, 3), "cpu_ratio": round(cpu_ratio, 3),
+                           "module_executions": counts, "pipelining": pipelining,
                            "breakdown": {s: breakdown(r) for s, r in last.items()},
-                           "tasks": {s: [(r["task"], r["action"], r["status"], r["seconds"]) for r in run.timings]
+                           "tasks": {s: [(r["task"], r["action"], r["status"], r["seconds"], executions(r)) for r in run.timings]
                                      for s, run in last.items()}}
 
 
@@ -693,7 +738,7 @@ def section_fleet(bench: Bench, results: dict) -> None:
                              "cpu": round(run.cpu, 2), "cpu_per_key": round(run.cpu / size, 3),
                              "server_cpu": round(run.server_cpu, 2), "peak_pss_mib": round(run.peak_pss_mib, 1),
                              "peak_rss_mib": round(run.peak_rss_mib, 1), "largest_rss_mib": round(run.largest_rss_mib, 1),
-                             "peak_processes": run.peak_processes}
+                             "peak_processes": run.peak_processes, "module_executions": run_executions(run)}
                     data.append(entry)
                     say("  fleet: %s" % json.dumps(entry))
     say("\n## Fleet (keys x forks; CPU = user+system of the whole ansible-playbook tree)\n")
@@ -758,7 +803,7 @@ def main() -> int:
         return 2
     out = knob("BENCH_OUT", os.path.join(BUILD, "results-%s.json" % time.strftime("%Y%m%d-%H%M%S")))
     bench = Bench()
-    results: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "sections": sections, "pipelining": PIPELINING,
+    results: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "sections": sections, "pipelining": PIPELINING_KNOB or "as written",
                      "load_before": os.getloadavg()}
     started = time.monotonic()
     try:
@@ -767,7 +812,9 @@ def main() -> int:
         say("# apikeys.rotation benchmark")
         say("\n" + table(("", ""), list(results["machine"].items())))
         say("\nload average at start: %.2f %.2f %.2f" % results["load_before"])
-        say("pipelining: %s" % ("on (ANSIBLE_PIPELINING=true)" if PIPELINING else "off (the ansible-core default)"))
+        sides = pipelining_of_sides()
+        say("pipelining: the collection's rotate playbook %s; the baseline and the per-module plays %s"
+            % (sides["role"], "on (ANSIBLE_PIPELINING=true)" if PIPELINING else "off"))
         if not bench.baseline_collections:
             say("(no community.hashi_vault found: the baseline comparisons are skipped)")
         for section in sections:

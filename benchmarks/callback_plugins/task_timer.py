@@ -11,7 +11,8 @@ type: aggregate
 short_description: Write each task's wall time per host as JSON lines
 description:
   - Appends one JSON line per finished task and host to the file named by E(APIKEYS_BENCH_TIMINGS)
-    with the task name, action, status and the seconds from the task's start on that host to its result.
+    with the task name, action, status and the seconds from the task's start on that host to its result,
+    and how many loop items and C(until) retries it ran (each one a run of the action).
 requirements:
   - enabled in ANSIBLE_CALLBACKS_ENABLED
 """
@@ -33,19 +34,41 @@ class CallbackModule(CallbackBase):
         super().__init__(*args, **kwargs)
         self._path = os.environ.get("APIKEYS_BENCH_TIMINGS")
         self._started = {}
+        self._items = {}
+        self._retries = {}
+
+    @staticmethod
+    def _key(result):
+        return (result._host.get_name(), result._task._uuid)  # pylint: disable=protected-access
 
     def v2_runner_on_start(self, host, task):
         self._started[(host.get_name(), task._uuid)] = time.monotonic()  # pylint: disable=protected-access
+
+    def v2_runner_retry(self, result):
+        key = self._key(result)
+        self._retries[key] = self._retries.get(key, 0) + 1
+
+    def _item(self, result):
+        key = self._key(result)
+        self._items[key] = self._items.get(key, 0) + 1
+
+    def v2_runner_item_on_ok(self, result):
+        self._item(result)
+
+    def v2_runner_item_on_failed(self, result):
+        self._item(result)
 
     def _done(self, status, result):
         end = time.monotonic()
         host = result._host.get_name()  # pylint: disable=protected-access
         task = result._task  # pylint: disable=protected-access
-        start = self._started.pop((host, task._uuid), None)  # pylint: disable=protected-access
+        key = (host, task._uuid)  # pylint: disable=protected-access
+        start = self._started.pop(key, None)
+        items, retries = self._items.pop(key, 0), self._retries.pop(key, 0)
         if not self._path or start is None:
             return
         record = {"host": host, "task": task.get_name(), "action": task.action, "status": status,
-                  "seconds": round(end - start, 6), "start": round(start, 6)}
+                  "seconds": round(end - start, 6), "start": round(start, 6), "items": items, "retries": retries}
         with open(self._path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
