@@ -119,6 +119,7 @@ class Load:
             delay = due - time.monotonic()
             if delay > 0 and self.stop_event.wait(delay):
                 return
+            started = time.monotonic()
             try:
                 with urllib.request.urlopen(self.urls[name] + "/work", timeout=15) as resp:
                     resp.read()
@@ -129,9 +130,14 @@ class Load:
             except (urllib.error.URLError, OSError) as exc:
                 ok, detail = False, type(exc).__name__
             with self.lock:
-                self.counts[name]["ok" if ok else "failed"] += 1
-                if not ok and len(self.failures) < 20:
-                    self.failures.append("%s: %s" % (name, detail))
+                self._record(name, started, time.monotonic() - started, ok, detail)
+
+    def _record(self, name: str, started: float, seconds: float, ok: bool, detail: str) -> None:
+        """Count one request's outcome (called with the lock held)."""
+        del started, seconds  # kept by subclasses that record latency
+        self.counts[name]["ok" if ok else "failed"] += 1
+        if not ok and len(self.failures) < 20:
+            self.failures.append("%s: %s" % (name, detail))
 
     def stop(self) -> None:
         self.stop_event.set()

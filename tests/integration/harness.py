@@ -371,3 +371,15 @@ def assert_no_secret(text: str, *secrets: str) -> None:
         assert secret not in text, "a secret value leaked into the output"
         if len(secret) >= 24:
             assert secret[-20:] not in text, "the tail of a secret value leaked into the output"
+
+
+def key_authenticates(emulator: Emulator, provider: str, value: str) -> bool:
+    """Ask the provider's zero-token endpoint directly (not through the module under test)."""
+    base = emulator.base_url(provider)
+    if provider == "anthropic":
+        status = http_json("GET", base + "/v1/models", headers={"x-api-key": value, "anthropic-version": "2023-06-01"})[0]
+    elif provider == "openai":
+        status = http_json("GET", base + "/models", headers={"Authorization": "Bearer " + value})[0]
+    else:
+        status = http_json("GET", base + "/key", headers={"Authorization": "Bearer " + value})[0]
+    return status == 200

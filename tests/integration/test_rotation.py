@@ -25,7 +25,7 @@ import hvac
 import pytest
 
 from harness import assert_no_secret
-from harness import BIN_DIR, http_json
+from harness import BIN_DIR, http_json, key_authenticates
 
 PROVIDERS = ("anthropic", "openai", "openrouter")
 ROTATE = "apikeys.rotation.rotate"
@@ -122,14 +122,7 @@ class Setup:
 
     def authenticates(self, value: str) -> bool:
         """Ask the provider's zero-token endpoint directly (not through the module under test)."""
-        base = self.emulator.base_url(self.provider)
-        if self.provider == "anthropic":
-            status = http_json("GET", base + "/v1/models", headers={"x-api-key": value, "anthropic-version": "2023-06-01"})[0]
-        elif self.provider == "openai":
-            status = http_json("GET", base + "/models", headers={"Authorization": "Bearer " + value})[0]
-        else:
-            status = http_json("GET", base + "/key", headers={"Authorization": "Bearer " + value})[0]
-        return status == 200
+        return key_authenticates(self.emulator, self.provider, value)
 
     def assert_rotated(self) -> str:
         """Exactly one active key beside any OpenAI grace-period key; Vault's newest value is that key."""
