@@ -23,7 +23,7 @@ import typing as t
 
 import pytest
 
-from harness import assert_no_secret
+from harness import assert_no_secret, wait_for
 from rotation_world import ROTATE, Run, Services, World, failures, inventory, recap
 
 ROLLBACK = "apikeys.rotation.rollback"
@@ -92,15 +92,6 @@ def test_overlapping_runs_rotate_once(provider, runs, repeat, openbao, emulator,
         assert len(made) == 1 and made[0]["status"] == "active", made
 
 
-def wait_until(predicate: t.Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
-
-
 def kill_holding_the_lease(ansible, services: Services, world: World, ttl: str,
                            task: str = "Create | record the new key's id and fingerprint", **extra_vars: t.Any) -> dict:
     """A run killed (SIGKILL, whole tree) as ``task`` starts (by default right after it asked the provider for
@@ -150,7 +141,7 @@ def test_dead_holder_is_taken_over_after_the_ttl(openbao, emulator, ansible, kv_
     lease = kill_holding_the_lease(ansible, services, world, "3s")
     assert world.record().get("stage") == "creating"
     # Nobody intervenes: once the lease has expired, the next (scheduled) run takes it over.
-    wait_until(lambda: time.time() > float(lease["expires_epoch"]) + 0.2, 30, "the lease to expire")
+    wait_for(lambda: time.time() > float(lease["expires_epoch"]) + 0.2, 30, "the lease to expire")
     resumed = Run(ansible, ROTATE, inventory([world]), services.env)
     assert resumed.wait() == 0, resumed.output[-4000:]
     assert '"taken_over_from": "%s"' % lease["owner"] in resumed.output
@@ -169,11 +160,11 @@ def test_run_that_lost_its_lease_stops_before_retiring(openbao, emulator, ansibl
     world = World(services, "openrouter", "slow", kv_path, rotate_lease_ttl="2s", deploy_tasks=str(hook))
     slow = Run(ansible, ROTATE, inventory([world]), services.env)
     try:
-        wait_until(lambda: world.record().get("stage") == "stored" or slow.proc.poll() is not None, 180, "the first run to store")
+        wait_for(lambda: world.record().get("stage") == "stored" or slow.proc.poll() is not None, 180, "the first run to store")
         assert slow.proc.poll() is None, slow.output[-3000:]
         slow_owner = world.lease()["owner"]
         fast = Run(ansible, ROTATE, inventory([world]), services.env)
-        wait_until(lambda: (world.lease() or {}).get("owner") != slow_owner or fast.proc.poll() is not None, 180,
+        wait_for(lambda: (world.lease() or {}).get("owner") != slow_owner or fast.proc.poll() is not None, 180,
                    "the second run to take the expired lease over")
     finally:
         flag.write_text("go")
@@ -213,7 +204,7 @@ def paused_run(ansible, services: Services, world: World, flag: str, **extra_var
     env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED="record_results,kill_at", APIKEYS_PAUSE_AT="name:Take the key's lease",
                APIKEYS_PAUSE_UNTIL=flag)
     run = Run(ansible, ROTATE, inventory([world]), env, extra_vars=extra_vars or None)
-    wait_until(lambda: any(r.get("paused") for r in run.kill_records()) or run.proc.poll() is not None, 180, "the run to pause")
+    wait_for(lambda: any(r.get("paused") for r in run.kill_records()) or run.proc.poll() is not None, 180, "the run to pause")
     assert run.proc.poll() is None, run.output[-3000:]
     return run
 
