@@ -178,6 +178,42 @@ def test_run_that_lost_its_lease_stops_before_retiring(openbao, emulator, ansibl
         assert_no_secret(run.output, *world.secrets())
 
 
+def test_overtaken_run_whose_verify_fails_restores_nothing(openbao, emulator, ansible, kv_path, tmp_path):
+    """A run overtaken in its deploy hook, whose verify then fails, does not write the previous key back:
+    the run that took its lease over may already have retired that key."""
+    services = Services(openbao, emulator)
+    hook = tmp_path / "hook.yml"
+    hook.write_text(json.dumps([{"name": "Hook | consumers reload (waits for the test)",
+                                 "ansible.builtin.wait_for": {"path": "{{ hook_flag }}", "timeout": 180}}]))
+    world = World(services, "openrouter", "overtaken", kv_path, rotate_lease_ttl="2s", deploy_tasks=str(hook),
+                  rotate_probe_retries=2)
+    slow_flag, fast_flag = tmp_path / "slow", tmp_path / "fast"
+    slow = Run(ansible, ROTATE, inventory([world]), services.env, extra_vars={"hook_flag": str(slow_flag)})
+    try:
+        wait_for(lambda: world.record().get("stage") == "stored" or slow.proc.poll() is not None, 180, "the first run to store")
+        assert slow.proc.poll() is None, slow.output[-3000:]
+        slow_owner = world.lease()["owner"]
+        fast = Run(ansible, ROTATE, inventory([world]), services.env, extra_vars={"hook_flag": str(fast_flag)})
+        fast_flag.write_text("go")
+        assert fast.wait() == 0, fast.output[-4000:]
+        assert '"taken_over_from": "%s"' % slow_owner in fast.output
+        assert world.problems() == [], world.problems()
+        finished = world.history()
+        # The provider now refuses every probe: the overtaken run's verify fails.
+        services.emulator.control("POST", "faults", {"provider": "openrouter", "method": "GET", "path": "^/key$",
+                                                     "status": 401, "count": 1000})
+    finally:
+        slow_flag.write_text("go")
+        fast_flag.write_text("go")
+    assert slow.wait() != 0, slow.output[-4000:]
+    services.emulator.control("DELETE", "faults")
+    assert "stopped before restore: another run took its lease" in text(slow), slow.output[-3000:]
+    assert "did not authenticate" in text(slow), "the message keeps why verify failed"
+    assert world.history() == finished, "the overtaken run wrote nothing to Vault"
+    assert world.problems() == [], world.problems()
+    assert_no_secret(slow.output, *world.secrets())
+
+
 def test_rollback_and_cleanup_wait_for_a_rotation_in_progress(openbao, emulator, ansible, kv_path):
     services = Services(openbao, emulator)
     world = World(services, "anthropic", "guarded", kv_path)
