@@ -20,8 +20,7 @@ import openai
 import pytest
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.common import fingerprint
-from harness import assert_no_secret
-from harness import Emulator
+from harness import Emulator, assert_no_secret, wait_for
 
 ANTHROPIC_VERSION = "2023-06-01"
 KEY_FORMATS = {
@@ -419,8 +418,8 @@ def test_openrouter_disable_and_delete(emulator):
 def test_new_key_delay_and_revoke_delay(emulator):
     management = make_key(emulator, "openrouter", "admin")["value"]
     old = make_key(emulator, "openrouter", name="old")
-    settings = emulator.control("POST", "propagation", {"new_key_delay": 0.5, "revoke_delay": 0.5})
-    assert all(settings[p]["new_key_delay"] == 0.5 for p in ("anthropic", "openai", "openrouter"))
+    settings = emulator.control("POST", "propagation", {"new_key_delay": 3, "revoke_delay": 3})
+    assert all(settings[p]["new_key_delay"] == 3 for p in ("anthropic", "openai", "openrouter"))
     created = bearer_req(emulator, "openrouter", "POST", "/keys", management, json={"name": "new"}).json()
     anthropic_key = make_key(emulator, "anthropic")
     assert bearer_req(emulator, "openrouter", "DELETE", "/keys/" + old["hash"], management).status_code == 200
@@ -429,7 +428,7 @@ def test_new_key_delay_and_revoke_delay(emulator):
     assert bearer_req(emulator, "openrouter", "GET", "/key", old["value"]).status_code == 200
     assert key_entry(emulator, "openrouter", old["id"])["status"] == "deleted"
     assert bearer_req(emulator, "openrouter", "GET", "/key", management).status_code == 200
-    time.sleep(0.6)
+    time.sleep(3.2)
     assert bearer_req(emulator, "openrouter", "GET", "/key", created["key"]).status_code == 200
     assert anthropic_req(emulator, "GET", "/v1/models", anthropic_key["value"]).status_code == 200
     openrouter_error(bearer_req(emulator, "openrouter", "GET", "/key", old["value"]), 401)
@@ -505,7 +504,8 @@ def test_fault_latency(emulator):
 
     worker = threading.Thread(target=slow_request)
     worker.start()
-    time.sleep(0.1)
+    # the slow request takes the fault first (its client may take a while to start on a loaded machine)
+    wait_for(lambda: emulator.control("GET", "faults")["faults"] == [], 10, "the slow request to take the fault")
     assert bearer_req(emulator, "openrouter", "GET", "/key", key).status_code == 200
     assert emulator.control("GET", "state")["openrouter"]["keys"][0]["authenticates"] is True
     # ordering, not a stopwatch: the second request was answered while the first still slept
@@ -516,7 +516,7 @@ def test_fault_latency(emulator):
 
 def test_fault_hang_drops_the_connection(emulator):
     key = make_key(emulator, "openai")["value"]
-    emulator.control("POST", "faults", {"provider": "openai", "path": "^/models$", "hang": 1.0})
+    emulator.control("POST", "faults", {"provider": "openai", "path": "^/models$", "hang": 5.0})
     with pytest.raises(httpx.ReadTimeout):
         bearer_req(emulator, "openai", "GET", "/models", key, timeout=0.3)
     assert bearer_req(emulator, "openai", "GET", "/models", key).status_code == 200

@@ -36,8 +36,8 @@ CASES = {
     "openrouter": ("openrouter", None),
     # Long enough that the first probes of the new key fail even on a loaded machine (the
     # Console-made Anthropic key is staged just before the run starts).
-    "openrouter-delayed": ("openrouter", {"new_key_delay": 8.0, "revoke_delay": 5.0}),
-    "anthropic-delayed": ("anthropic", {"new_key_delay": 40.0, "revoke_delay": 5.0}),
+    "openrouter-delayed": ("openrouter", {"new_key_delay": 15.0, "revoke_delay": 5.0}),
+    "anthropic-delayed": ("anthropic", {"new_key_delay": 60.0, "revoke_delay": 5.0}),
 }
 
 

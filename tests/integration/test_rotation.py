@@ -272,7 +272,9 @@ def test_key_rejected_after_it_went_live_fails_verify_and_restores(setup_factory
     def reject_after_the_first_confirming_probe():
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            if s.emulator.control("GET", "hits")["counts"].get(probes, 0) >= 3:
+            answered = [r["status"] for r in s.emulator.control("GET", "hits")["requests"]
+                        if "%s %s %s" % (r["provider"], r["method"], r["route"]) == probes]
+            if len(answered) >= 3 and answered[2] is not None:  # answered, not only received
                 s.emulator.control("POST", "faults", {"provider": "openrouter", "method": "GET", "path": "^/key$",
                                                       "status": 401, "count": 20})
                 return
@@ -356,7 +358,7 @@ def test_application_never_reports_new_key_restores_previous(setup_factory, ansi
 
 def test_propagation_delay_longer_than_a_probe_interval(setup_factory, ansible):
     s = setup_factory("openai")
-    s.emulator.control("POST", "propagation", {"provider": "openai", "new_key_delay": 6.0, "revoke_delay": 0})
+    s.emulator.control("POST", "propagation", {"provider": "openai", "new_key_delay": 15.0, "revoke_delay": 0})
     result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=60, rotate_probe_delay=0.3), extra_vars={"rotate_force": True},
                                   env=s.env)
     assert result.rc == 0, result
@@ -464,8 +466,9 @@ def watch_for_task(proc: subprocess.Popen, task_name: str, timeout: float = 120)
 def test_someone_else_writes_during_the_rotation(setup_factory, ansible):
     """A CAS conflict at store: only the key this run created is revoked, Vault keeps the other writer's key."""
     s = setup_factory("openrouter")
-    s.emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 3.0, "revoke_delay": 0})
-    proc = start_playbook(ansible, ROTATE, s.inventory(rotate_probe_retries=40), {"rotate_force": True}, s.env)
+    # The new key is valid only after 10 s: the other writer's key lands while this run pre-verifies.
+    s.emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 10.0, "revoke_delay": 0})
+    proc = start_playbook(ansible, ROTATE, s.inventory(rotate_probe_retries=100), {"rotate_force": True}, s.env)
     try:
         seen = watch_for_task(proc, "Pre-verify | probe the new key")
         theirs = s.emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "rotated-by-hand"})
@@ -487,6 +490,7 @@ def test_someone_else_writes_during_the_rotation(setup_factory, ansible):
     assert_no_secret(output, s.old["value"], theirs["value"], s.admin)
 
     # The next rotation adopts the key now in Vault and rotates it.
+    s.emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 0, "revoke_delay": 0})
     again = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)
     assert again.rc == 0, again
     assert s.key(theirs["id"])["status"] == "disabled"
