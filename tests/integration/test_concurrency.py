@@ -165,7 +165,7 @@ def test_run_that_lost_its_lease_stops_before_retiring(openbao, emulator, ansibl
         slow_owner = world.lease()["owner"]
         fast = Run(ansible, ROTATE, inventory([world]), services.env)
         wait_for(lambda: (world.lease() or {}).get("owner") != slow_owner or fast.proc.poll() is not None, 180,
-                   "the second run to take the expired lease over")
+                 "the second run to take the expired lease over")
     finally:
         flag.write_text("go")
     assert fast.wait() == 0, fast.output[-4000:]
