@@ -150,14 +150,19 @@ def test_dead_holder_is_taken_over_after_the_ttl(openbao, emulator, ansible, kv_
     assert_no_secret(resumed.output, *world.secrets())
 
 
+def waiting_hook(tmp_path, flag: str) -> str:
+    """A deploy hook that hangs until the file ``flag`` (a path or a Jinja expression) exists."""
+    hook = tmp_path / "hook.yml"
+    hook.write_text(json.dumps([{"name": "Hook | consumers reload (waits for the test)",
+                                 "ansible.builtin.wait_for": {"path": flag, "timeout": 180}}]))
+    return str(hook)
+
+
 def test_run_that_lost_its_lease_stops_before_retiring(openbao, emulator, ansible, kv_path, tmp_path):
     """A run slower than its lease TTL (a deploy hook that hangs) is overtaken; it stops at its next renewal."""
     services = Services(openbao, emulator)
     flag = tmp_path / "go"
-    hook = tmp_path / "hook.yml"
-    hook.write_text(json.dumps([{"name": "Hook | consumers reload (waits for the test)",
-                                 "ansible.builtin.wait_for": {"path": str(flag), "timeout": 180}}]))
-    world = World(services, "openrouter", "slow", kv_path, rotate_lease_ttl="2s", deploy_tasks=str(hook))
+    world = World(services, "openrouter", "slow", kv_path, rotate_lease_ttl="2s", deploy_tasks=waiting_hook(tmp_path, str(flag)))
     slow = Run(ansible, ROTATE, inventory([world]), services.env)
     try:
         wait_for(lambda: world.record().get("stage") == "stored" or slow.proc.poll() is not None, 180, "the first run to store")
@@ -182,11 +187,8 @@ def test_overtaken_run_whose_verify_fails_restores_nothing(openbao, emulator, an
     """A run overtaken in its deploy hook, whose verify then fails, does not write the previous key back:
     the run that took its lease over may already have retired that key."""
     services = Services(openbao, emulator)
-    hook = tmp_path / "hook.yml"
-    hook.write_text(json.dumps([{"name": "Hook | consumers reload (waits for the test)",
-                                 "ansible.builtin.wait_for": {"path": "{{ hook_flag }}", "timeout": 180}}]))
-    world = World(services, "openrouter", "overtaken", kv_path, rotate_lease_ttl="2s", deploy_tasks=str(hook),
-                  rotate_probe_retries=2)
+    world = World(services, "openrouter", "overtaken", kv_path, rotate_lease_ttl="2s",
+                  deploy_tasks=waiting_hook(tmp_path, "{{ hook_flag }}"), rotate_probe_retries=2)
     slow_flag, fast_flag = tmp_path / "slow", tmp_path / "fast"
     slow = Run(ansible, ROTATE, inventory([world]), services.env, extra_vars={"hook_flag": str(slow_flag)})
     try:

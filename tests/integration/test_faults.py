@@ -536,7 +536,8 @@ def test_rerun_after_a_vault_outage_waits_for_the_lease(raft, emulator, kv_path,
     extra["rotate_lease_ttl"] = "1h"
     assert rotate(ansible, s, extra=extra, triggers=triggers).rc != 0
     bring_back(raft)
-    lease = hvac.Client(url=raft.addr, token=raft.root_token).secrets.kv.v2.read_secret_version(
+    client = hvac.Client(url=raft.addr, token=raft.root_token)
+    lease = client.secrets.kv.v2.read_secret_version(
         path=kv_path + ".lock", mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
     assert lease["state"] == "held", lease
     state = (s.metadata()["current_version"], s.record(), sorted((k["id"], k["status"]) for k in s.keys()))
@@ -545,7 +546,6 @@ def test_rerun_after_a_vault_outage_waits_for_the_lease(raft, emulator, kv_path,
     assert "rotate_lease_break=%s" % lease["owner"] in refused.output and lease["expires_at"] in refused.output, refused
     assert state == (s.metadata()["current_version"], s.record(), sorted((k["id"], k["status"]) for k in s.keys()))
     # An hour later, as far as the lease can tell: it expired (same owner, same run).
-    client = hvac.Client(url=raft.addr, token=raft.root_token)
     expired = dict(lease, expires_epoch=str(int(time.time()) - 1),
                    expires_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1)))
     client.secrets.kv.v2.create_or_update_secret(path=kv_path + ".lock", secret=expired, mount_point="secret")
