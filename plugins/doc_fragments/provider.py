@@ -64,11 +64,20 @@ options:
   openai_service_account_id:
     description:
       - The OpenAI service account (C(svc_acct_...)) that owns new keys.
-      - If not set, a new service account named after the key is created with each key.
+      - If not set, a new service account named after the key is created with each key, and revoking the key deletes
+        that account. With it set, OpenAI may refuse to delete one key of the account (its published reference says
+        it does); the old key then stays active and M(apikeys.rotation.provider_key_revoke) says so.
     type: str
   anthropic_workspace_id:
     description:
       - Restrict Anthropic key look-ups to this workspace (C(wrkspc_...)).
+      - Keys of the Default Workspace carry no workspace id; leave this unset for them.
+    type: str
+  openrouter_workspace_id:
+    description:
+      - The OpenRouter workspace whose keys are listed and in which new keys are made.
+      - Without it OpenRouter lists and creates keys in the default workspace only, so a key in another workspace is
+        invisible to look-ups.
     type: str
 requirements:
   - httpx (Python library, on the host that runs the module)

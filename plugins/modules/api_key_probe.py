@@ -185,6 +185,25 @@ request_id:
   returned: in provider mode
   type: str
   sample: req_011CS1
+code:
+  description:
+    - The provider's own reason code for a refusal of the last probe (OpenAI C(error.code), for example
+      V(invalid_api_key); otherwise the error type, for example Anthropic V(authentication_error)); null when the
+      probe succeeded or the answer carried none.
+    - OpenAI - only V(invalid_api_key) says the key itself is bad; other 401 codes concern the organisation, the
+      caller's IP allow-list or the project, and RV(reason) says so.
+  returned: in provider mode
+  type: str
+  sample: invalid_api_key
+restricted:
+  description:
+    - V(true) when the provider authenticated the key but refused it the probe endpoint for lack of a permission or
+      scope (OpenAI answers a scope-restricted key on C(/models) with 401 or 403 "You have insufficient permissions
+      for this operation. Missing scopes - api.model.read" and no C(error.code)). RV(live) is then V(true) - the key
+      works, it may only not list models.
+  returned: in provider mode
+  type: bool
+  sample: false
 mode:
   description: V(provider) or V(health).
   returned: always

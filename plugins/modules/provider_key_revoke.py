@@ -15,6 +15,12 @@ description:
     V(deleted). OpenAI has no disable - O(state=disabled) fails and changes nothing; it never deletes instead.
   - Refuses, before any request, to revoke the key given by O(protect_fingerprint) or O(protect_key_id) - the key
     that serves now.
+  - OpenAI - a key that is the only key of its service account (one the collection made for it, not
+    O(openai_service_account_id)) is revoked by deleting that service account, which works whether or not OpenAI
+    lets a service account's key be deleted alone. Any other key is deleted alone; where OpenAI refuses that
+    (its published reference says it does for service-account keys), the key stays active and the task fails, or
+    warns with O(on_refused=warn), naming the key, why, and what to do. A service account that holds other keys is
+    never deleted.
 author:
   - apikeys.rotation maintainers (@apikeys)
 extends_documentation_fragment:
@@ -46,6 +52,15 @@ options:
     description:
       - Id of the key that must stay usable. The task fails, changing nothing, when it equals O(key_id).
     type: str
+  on_refused:
+    description:
+      - What to do when the provider refuses to delete the key for a reason that a re-run cannot fix (OpenAI
+        - a key of a service account that holds other keys).
+      - V(fail) - the task fails with the explanation.
+      - V(warn) - the task succeeds unchanged with RV(kept_active=true), RV(status=active) and a warning.
+    type: str
+    choices: [fail, warn]
+    default: fail
 attributes:
   check_mode:
     support: full
@@ -116,6 +131,16 @@ state:
   returned: always
   type: str
   sample: disabled
+kept_active:
+  description: True when the provider refused to delete the key and it stays active (see O(on_refused)).
+  returned: always
+  type: bool
+  sample: false
+service_account_deleted:
+  description: OpenAI - the service account deleted with the key (it held no other key); null otherwise.
+  returned: always
+  type: str
+  sample: svc_acct_abc
 http:
   description: Requests sent, retries made and seconds spent waiting between retries.
   returned: always
@@ -165,13 +190,24 @@ def refuse_protected(params):
 def revoke(module, provider):
     params = module.params
     key_id = refuse_protected(params)
-    change = provider.set_status(key_id, params["state"], check_mode=module.check_mode)
+    try:
+        change = provider.set_status(key_id, params["state"], check_mode=module.check_mode)
+    except RotationError as exc:
+        if params["on_refused"] != "warn" or not exc.details.get("kept_active"):
+            raise
+        module.warn(str(exc))
+        return {"changed": False, "key_id": key_id, "previous_status": "active", "status": "active",
+                "state": params["state"], "kept_active": True, "service_account_deleted": None, "msg": str(exc),
+                "diff": {"before": {"key_id": key_id, "status": "active"},
+                         "after": {"key_id": key_id, "status": "active"}}}
     return {
         "changed": change.changed,
         "key_id": key_id,
         "previous_status": change.previous_status,
         "status": change.status,
         "state": params["state"],
+        "kept_active": False,
+        "service_account_deleted": change.extra.get("service_account_deleted"),
         "diff": {"before": {"key_id": key_id, "status": change.previous_status},
                  "after": {"key_id": key_id, "status": change.status}},
     }
@@ -185,6 +221,7 @@ def main():
         fingerprint=dict(type="str", no_log=False),
         protect_fingerprint=dict(type="str", no_log=False),
         protect_key_id=dict(type="str", no_log=False),
+        on_refused=dict(type="str", choices=["fail", "warn"], default="fail"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, revoke)

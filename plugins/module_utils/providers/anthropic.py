@@ -53,8 +53,14 @@ class AnthropicProvider(Provider):
 
     @staticmethod
     def record(data: t.Mapping[str, t.Any]) -> KeyRecord:
+        """A key object. Keys of the Default Workspace have ``workspace_id: null``; organisation-scoped keys have no
+        workspace; ``partial_key_hint``, ``created_by`` and ``expires_at`` may be null."""
+        scope = data.get("scope") if isinstance(data.get("scope"), dict) else {}
+        # ``scope.workspace_id`` names the workspace even for the Default Workspace, whose ``workspace_id`` is null.
+        workspace = scope.get("workspace_id") or data.get("workspace_id")
         return KeyRecord(data.get("id"), data.get("name"), data.get("status") or "active", data.get("created_at"),
-                         data.get("partial_key_hint"), workspace_id=data.get("workspace_id"))
+                         data.get("partial_key_hint") or None, workspace_id=workspace,
+                         scope=scope.get("type"), expires_at=data.get("expires_at"))
 
     # -- reads --------------------------------------------------------------
 
@@ -99,7 +105,8 @@ class AnthropicProvider(Provider):
         api_key = self.validate_key(api_key)
         fp = fingerprint(api_key)
         hint = self.redact(api_key)
-        matching = [r for r in self.list_keys() if hint_matches(r.redacted_hint, api_key)]
+        listed = self.list_keys()
+        matching = [r for r in listed if hint_matches(r.redacted_hint, api_key)]
         usable = [r for r in matching if r.status not in FINAL_STATUSES]
         named = [r for r in usable if r.name == name]
         if len(named) == 1:
@@ -119,10 +126,15 @@ class AnthropicProvider(Provider):
                     provider=self.name, fingerprint=fp, key_ids=[r.id for r in final])
             where = " in workspace %s" % self.options.get("anthropic_workspace_id") \
                 if self.options.get("anthropic_workspace_id") else ""
+            hintless = [r.id for r in listed if not r.redacted_hint and r.status not in FINAL_STATUSES]
+            unmatched = (" %d key%s listed carr%s no partial_key_hint and cannot be matched by hint (%s): a key "
+                         "without a hint is known only by its id." % (
+                             len(hintless), "" if len(hintless) == 1 else "s", "ies" if len(hintless) == 1 else "y",
+                             ", ".join(hintless[:10]))) if hintless else ""
             raise RotationError(
-                "no Anthropic API key%s has the hint %s of api_key (fingerprint %s): cannot tell which key it is. "
+                "no Anthropic API key%s has the hint %s of api_key (fingerprint %s): cannot tell which key it is.%s "
                 "Check that the key was made in the organization of the admin key (and in anthropic_workspace_id, "
-                "if set)" % (where, hint, fp), provider=self.name, fingerprint=fp)
+                "if set)" % (where, hint, fp, unmatched), provider=self.name, fingerprint=fp, hintless_key_ids=hintless)
         if len(usable) > 1:
             raise RotationError(
                 "%d Anthropic API keys share the hint %s of api_key (fingerprint %s): %s. Cannot tell which one is "

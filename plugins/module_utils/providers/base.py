@@ -42,6 +42,7 @@ def provider_argument_spec(provider_names: t.Sequence[str], provider_required: b
         openai_project_id=dict(type="str"),
         openai_service_account_id=dict(type="str"),
         anthropic_workspace_id=dict(type="str"),
+        openrouter_workspace_id=dict(type="str"),
     )
 
 
@@ -139,7 +140,8 @@ def resolve_options(params: t.Mapping[str, t.Any], provider_class: t.Type["Provi
     if admin_key:
         check_admin_key(name, admin_key, source)
     timeout, retries, max_wait = http_limits(params)
-    extra = {k: params.get(k) for k in ("openai_project_id", "openai_service_account_id", "anthropic_workspace_id")}
+    extra = {k: params.get(k) for k in ("openai_project_id", "openai_service_account_id", "anthropic_workspace_id",
+                                        "openrouter_workspace_id")}
     return Options(name, base_url, admin_key or None, source, timeout, retries, max_wait, extra)
 
 
@@ -214,29 +216,54 @@ class CreatedKey:
 
 
 class ProbeResult:
-    """Whether a key authenticates right now. Built from any outcome; a probe never raises for 4xx/5xx/network."""
+    """Whether a key authenticates right now. Built from any outcome; a probe never raises for 4xx/5xx/network.
+
+    ``code`` is the provider's own reason code for a refusal (OpenAI ``error.code``, else the error type);
+    ``restricted`` says the provider authenticated the key but refused it the probe endpoint for lack of a
+    permission or scope: the key works, it may only not list models. ``live`` is then true.
+    """
 
     def __init__(self, live: bool, status: t.Optional[int], latency_ms: t.Optional[int], reason: str,
-                 request_id: t.Optional[str] = None) -> None:
+                 request_id: t.Optional[str] = None, code: t.Optional[str] = None, restricted: bool = False) -> None:
         self.live = live
         self.status = status
         self.latency_ms = latency_ms
         self.reason = reason
         self.request_id = request_id
+        self.code = code
+        self.restricted = restricted
 
     def as_dict(self) -> t.Dict[str, t.Any]:
         return {"live": self.live, "status": self.status, "latency_ms": self.latency_ms, "reason": self.reason,
-                "request_id": self.request_id}
+                "request_id": self.request_id, "code": self.code, "restricted": self.restricted}
+
+
+class Refusal:
+    """How a provider's refusal of a probe reads: its reason code, and whether it proves the key itself is bad.
+
+    ``restricted``: authenticated, but not allowed to call the probe endpoint (a scope-restricted key).
+    ``key_rejected``: the provider says the key itself is invalid, disabled or deleted.
+    """
+
+    def __init__(self, code: t.Optional[str], restricted: bool = False, key_rejected: bool = True,
+                 what: t.Optional[str] = None) -> None:
+        self.code = code
+        self.restricted = restricted
+        self.key_rejected = key_rejected
+        self.what = what
 
 
 class StatusChange:
     """The outcome of :meth:`Provider.set_status`."""
 
-    def __init__(self, key_id: str, previous_status: t.Optional[str], status: t.Optional[str], changed: bool) -> None:
+    def __init__(self, key_id: str, previous_status: t.Optional[str], status: t.Optional[str], changed: bool,
+                 **extra: t.Any) -> None:
         self.key_id = key_id
         self.previous_status = previous_status
         self.status = status
         self.changed = changed
+        #: what else was done or found (OpenAI: ``service_account_deleted``), ids only
+        self.extra = extra
 
 
 class Capabilities:
@@ -249,26 +276,52 @@ class Capabilities:
         return {"can_create": self.can_create, "can_disable": self.can_disable, "can_delete": self.can_delete}
 
 
+def error_code(body: t.Any) -> t.Optional[str]:
+    """The provider's reason code in an error body: ``error.code`` when it is a word, else ``error.type``."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None
+    for field in ("code", "type"):
+        value = err.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def probe_result_from(resp: t.Optional[Response], error: t.Optional[BaseException], started: float,
-                      secrets: t.Iterable[t.Optional[str]] = ()) -> ProbeResult:
-    """Turn one probe outcome (a response or a network error) into a :class:`ProbeResult`."""
+                      secrets: t.Iterable[t.Optional[str]] = (),
+                      classify: t.Optional[t.Callable[[int, t.Any, str], Refusal]] = None) -> ProbeResult:
+    """Turn one probe outcome (a response or a network error) into a :class:`ProbeResult`.
+
+    ``classify(status, body, message)`` reads a 401/403 the provider's way (see :meth:`Provider.refusal`).
+    """
     latency_ms = int((time.monotonic() - started) * 1000)
     if error is not None or resp is None:
         return ProbeResult(False, None, latency_ms, scrub(str(error) if error else "no response", secrets))
     if resp.ok:
         return ProbeResult(True, resp.status, resp.elapsed_ms, "authenticated", resp.request_id)
     error_type, message, request_id = parse_error(resp.status, resp.body, resp.headers)
+    detail = (" " + error_type if error_type else "") + (" - " + message if message else "")
+    code = error_code(resp.body)
     if resp.status in (401, 403):
-        what = "the key was rejected"
+        refusal = classify(resp.status, resp.body, message) if classify else Refusal(code)
+        code = refusal.code
+        if refusal.restricted:
+            reason = ("authenticated, but the key may not call the probe endpoint (a restricted key): HTTP %s%s"
+                      % (resp.status, detail))
+            return ProbeResult(True, resp.status, resp.elapsed_ms, scrub(reason, secrets), request_id, code, True)
+        what = refusal.what or ("the key was rejected" if refusal.key_rejected
+                                else "refused for a reason other than the key itself")
     elif resp.status == 429:
         what = "rate limited (the key may be valid but cannot serve now)"
     elif resp.status >= 500:
         what = "the provider failed"
+    elif resp.status == 404:
+        what = "not found: the base_url does not lead to the provider's API (check base_url)"
     else:
         what = "unexpected answer (check base_url)"
-    detail = (" " + error_type if error_type else "") + (" - " + message if message else "")
     reason = "%s: HTTP %s%s" % (what, resp.status, detail)
-    return ProbeResult(False, resp.status, resp.elapsed_ms, scrub(reason, secrets), request_id)
+    return ProbeResult(False, resp.status, resp.elapsed_ms, scrub(reason, secrets), request_id, code)
 
 
 FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{12,64}$")
@@ -420,7 +473,11 @@ class Provider:
             resp = self.client.send("GET", self.probe_path, "probe", headers=self.auth_headers(api_key))
         except NetworkError as exc:
             return probe_result_from(None, exc, started, self.client.secrets)
-        return probe_result_from(resp, None, started, self.client.secrets)
+        return probe_result_from(resp, None, started, self.client.secrets, self.refusal)
+
+    def refusal(self, status: int, body: t.Any, message: str) -> Refusal:
+        """Read a 401/403 answer to the probe. By default the key itself was refused."""
+        return Refusal(error_code(body))
 
     def create(self, name: str) -> CreatedKey:
         raise RotationError("%s has no API to create keys" % self.display_name, provider=self.name)
@@ -470,7 +527,7 @@ def describe_key_kind(value: str) -> str:
 
 
 __all__ = [
-    "Capabilities", "CreatedKey", "KeyRecord", "Options", "ProbeResult", "Provider", "ProviderError",
+    "Capabilities", "CreatedKey", "KeyRecord", "Options", "ProbeResult", "Provider", "ProviderError", "Refusal",
     "RotationError", "StatusChange", "hint_matches", "iso_time", "provider_argument_spec", "resolve_options",
     "split_hint",
 ]

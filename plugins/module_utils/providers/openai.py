@@ -5,6 +5,13 @@
 
 Private to the apikeys.rotation collection. Keys can only be minted for service
 accounts; there is no disable, a revoked key is deleted for good.
+
+Deleting one key is safe under both readings of OpenAI's reference: the published
+document says ``DELETE .../api_keys/{id}`` refuses a service account's key (400), newer
+pages say it deletes it. A key that is the only key of a service account the collection
+did not get as ``openai_service_account_id`` is revoked by deleting that account; any
+other service-account key is deleted alone or, when OpenAI refuses, stays active and the
+error says so (deleting its account would take the account's other keys with it).
 """
 
 from __future__ import annotations
@@ -13,16 +20,27 @@ import re
 import typing as t
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError
+from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import ProviderError
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (
     Capabilities,
     CreatedKey,
     KeyRecord,
     Provider,
+    Refusal,
     StatusChange,
+    error_code,
 )
 
 PAGE_LIMIT = 100
 MAX_PAGES = 1000
+#: the only 401 code that says the key itself is bad; others concern the organisation, IP allow-list or project
+INVALID_KEY_CODE = "invalid_api_key"
+#: how OpenAI words "authenticated, but this key lacks the scope" (seen with 401 and with 403)
+SCOPE_REFUSAL_RE = re.compile(r"insufficient permissions|missing scopes", re.I)
+
+
+class RevokeRefused(RotationError):
+    """OpenAI refused to delete a service account's key, and its account holds more than that key."""
 
 
 class OpenAIProvider(Provider):
@@ -39,6 +57,20 @@ class OpenAIProvider(Provider):
 
     def redact(self, api_key: str) -> str:
         return "%s...%s" % (api_key[:6], api_key[-3:])
+
+    def refusal(self, status: int, body: t.Any, message: str) -> Refusal:
+        code = error_code(body)
+        err = body.get("error") if isinstance(body, dict) else None
+        raw_code = err.get("code") if isinstance(err, dict) else None
+        if raw_code == INVALID_KEY_CODE:
+            return Refusal(INVALID_KEY_CODE)
+        if SCOPE_REFUSAL_RE.search(message or ""):
+            return Refusal(code or "insufficient_permissions", restricted=True, key_rejected=False)
+        if status == 401 and raw_code:
+            return Refusal(code, key_rejected=False,
+                           what="refused for a reason other than the key itself (%s: the organisation, the caller's "
+                                "IP allow-list or the project)" % raw_code)
+        return Refusal(code)
 
     def _project(self) -> str:
         return self.require("openai_project_id")
@@ -69,7 +101,8 @@ class OpenAIProvider(Provider):
 
     def list_keys(self) -> t.List[KeyRecord]:
         records: t.List[KeyRecord] = []
-        params: t.Dict[str, t.Any] = {"limit": PAGE_LIMIT}
+        # Without owner_project_access=any the list applies membership-based visibility and may omit enabled keys.
+        params: t.Dict[str, t.Any] = {"limit": PAGE_LIMIT, "owner_project_access": "any"}
         path = self._keys_path()
         for _page in range(MAX_PAGES):
             resp = self.admin("GET", path, "listing API keys of project %s" % self._project(), params=dict(params))
@@ -112,18 +145,15 @@ class OpenAIProvider(Provider):
             raise RotationError("OpenAI answered the create without a key id or value (request id %s)"
                                 % resp.request_id, provider=self.name)
         self.client.add_secret(value)
-        record = KeyRecord(key["id"], key.get("name") or name, "active", key.get("created_at"), self.redact(value),
-                           project_id=project, service_account_id=account)
+        # The first key of a new service account is named "Secret Key", not after the account: the record
+        # carries the name a re-run finds it by (the account's, or the key's on a configured account).
+        own_account = not self.options.get("openai_service_account_id")
+        record = KeyRecord(key["id"], name, "active", key.get("created_at"), self.redact(value),
+                           project_id=project, service_account_id=account, key_name=key.get("name"),
+                           service_account_name=name if own_account else None)
         return CreatedKey(record, value, changed=True)
 
     def remove_orphan(self, record: KeyRecord, name: str) -> None:
-        account = record.extra.get("service_account_id")
-        if (account and record.extra.get("service_account_name") == name
-                and account != self.options.get("openai_service_account_id")):
-            # The service account was made for this key (no openai_service_account_id): remove both.
-            self.admin("DELETE", "/organization/projects/%s/service_accounts/%s" % (self._project(), account),
-                       "deleting service account %s" % account, ok=(200, 204, 404))
-            return
         self.set_status(record.id, "deleted")
 
     # -- status -------------------------------------------------------------
@@ -144,7 +174,43 @@ class OpenAIProvider(Provider):
             return StatusChange(key_id, current.status, current.status, False)
         if current is None:
             return StatusChange(key_id, "absent", "absent", False)
+        account = current.extra.get("service_account_id")
+        if account and self._account_holds_only(account, key_id):
+            # A service account of its own: deleting the account revokes the key under either reading of the API.
+            if not check_mode:
+                self.admin("DELETE", "/organization/projects/%s/service_accounts/%s" % (self._project(), account),
+                           "deleting service account %s (the only holder of key %s)" % (account, key_id),
+                           ok=(200, 204, 404))
+            return StatusChange(key_id, current.status, "deleted", True, service_account_deleted=account)
         if check_mode:
             return StatusChange(key_id, current.status, "deleted", True)
-        self.admin("DELETE", "%s/%s" % (self._keys_path(), key_id), "deleting API key %s" % key_id, ok=(200, 204, 404))
+        try:
+            self.admin("DELETE", "%s/%s" % (self._keys_path(), key_id), "deleting API key %s" % key_id,
+                       ok=(200, 204, 404))
+        except ProviderError as exc:
+            if not account or exc.status != 400:
+                raise
+            raise self._refused(key_id, account, exc)
         return StatusChange(key_id, current.status, "deleted", True)
+
+    def _account_holds_only(self, account: str, key_id: str) -> bool:
+        """Whether ``account`` is not the configured account and holds no key but ``key_id``."""
+        if account == self.options.get("openai_service_account_id"):
+            return False
+        held = [r.id for r in self.list_keys() if r.extra.get("service_account_id") == account]
+        return held == [key_id]
+
+    def _refused(self, key_id: str, account: str, exc: ProviderError) -> RevokeRefused:
+        others = [r.id for r in self.list_keys() if r.extra.get("service_account_id") == account and r.id != key_id]
+        why = ("it is a key of openai_service_account_id %s" % account
+               if account == self.options.get("openai_service_account_id")
+               else "its service account %s holds other keys too (%s)" % (account, ", ".join(others) or "unknown"))
+        return RevokeRefused(
+            "%s. So key %s STAYS ACTIVE. OpenAI deletes a service "
+            "account's key only with the account, and %s: deleting the account would revoke those keys with it, "
+            "including the key in use. What to do: delete key %s in the OpenAI dashboard (project %s, API keys) once "
+            "no application uses it; to let rotations revoke old keys by API, leave openai_service_account_id unset "
+            "so that each key gets a service account of its own." % (
+                exc.message, key_id, why, key_id, self._project()),
+            provider=self.name, key_id=key_id, status="active", kept_active=True, service_account_id=account,
+            other_key_ids=others)

@@ -38,15 +38,25 @@ class OpenRouterProvider(Provider):
     state_map = {"active": "active", "disabled": "disabled", "deleted": "deleted"}
 
     def redact(self, api_key: str) -> str:
+        """OpenRouter's ``label``: the prefix, 3 characters, ``...`` and the last 4 (``sk-or-v1-0e6...1c96``)."""
         match = re.match(r"^(sk-or-v\d+-)", api_key)
         prefix = match.group(1) if match else ""
         rest = api_key[len(prefix):]
-        return "%s%s...%s" % (prefix, rest[:3], api_key[-3:])
+        return "%s%s...%s" % (prefix, rest[:3], api_key[-4:])
 
     @staticmethod
     def record(data: t.Mapping[str, t.Any]) -> KeyRecord:
         return KeyRecord(data.get("hash"), data.get("name"), "disabled" if data.get("disabled") else "active",
-                         data.get("created_at"), data.get("label"))
+                         data.get("created_at"), data.get("label"), workspace_id=data.get("workspace_id"))
+
+    def _workspace(self) -> t.Dict[str, str]:
+        """``workspace_id`` for list and create: without it OpenRouter lists and creates in the default workspace."""
+        workspace = self.options.get("openrouter_workspace_id")
+        return {"workspace_id": workspace} if workspace else {}
+
+    def _where(self) -> str:
+        workspace = self.options.get("openrouter_workspace_id")
+        return " in workspace %s" % workspace if workspace else ""
 
     # -- reads --------------------------------------------------------------
 
@@ -62,9 +72,10 @@ class OpenRouterProvider(Provider):
         offset = 0
         for _page in range(MAX_PAGES):
             params = {"include_disabled": "true"}
+            params.update(self._workspace())
             if offset:
                 params["offset"] = str(offset)
-            resp = self.admin("GET", "/keys", "listing keys", params=params)
+            resp = self.admin("GET", "/keys", "listing keys%s" % self._where(), params=params)
             body = resp.body if isinstance(resp.body, dict) else {}
             data = body.get("data") or []
             records.extend(self.record(item) for item in data)
@@ -86,7 +97,9 @@ class OpenRouterProvider(Provider):
     # -- create -------------------------------------------------------------
 
     def create(self, name: str) -> CreatedKey:
-        resp = self.admin("POST", "/keys", "creating key %r" % name, json_body={"name": name}, ok=(200, 201))
+        body_in: t.Dict[str, t.Any] = {"name": name}
+        body_in.update(self._workspace())
+        resp = self.admin("POST", "/keys", "creating key %r%s" % (name, self._where()), json_body=body_in, ok=(200, 201))
         body = resp.body if isinstance(resp.body, dict) else {}
         value = body.get("key")
         data = body.get("data") if isinstance(body.get("data"), dict) else {}

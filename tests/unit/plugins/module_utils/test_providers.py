@@ -144,7 +144,7 @@ def test_each_provider_redacts_the_way_its_listing_shows(keys, provider, kind):
     elif provider == "openai":
         assert hint == key[:6] + "..." + key[-3:]
     else:
-        assert hint == "sk-or-v1-" + key[9:12] + "..." + key[-3:]
+        assert hint == "sk-or-v1-" + key[9:12] + "..." + key[-4:]
 
 
 def test_hint_matching_is_strict(keys):
@@ -468,13 +468,79 @@ def test_openai_has_no_disable_and_sends_nothing():
     assert api.requests == []
 
 
-def test_openai_delete_and_already_deleted(load_fixture):
-    key = load_fixture("pages.json")["openai_keys"][0]["data"][0]
-    provider, api = make("openai", {("GET", OPENAI_KEYS + "/key_1"): (200, key),
-                                    ("DELETE", OPENAI_KEYS + "/key_1"): (200, {"deleted": True})},
-                         openai_project_id="proj_1")
+def openai_key(key_id, account=None, name="k"):
+    owner = ({"type": "service_account", "service_account": {"id": account, "name": "sa-" + account, "role": "member",
+                                                              "created_at": 1}}
+             if account else {"type": "user", "user": {"id": "user_1", "name": "Ada", "email": "a@example.com",
+                                                       "role": "owner", "created_at": 1}})
+    return {"object": "organization.project.api_key", "redacted_value": "sk-svc...abc", "name": name, "id": key_id,
+            "created_at": 1, "last_used_at": None, "owner_project_access": "active", "owner": owner}
+
+
+REFUSED = (400, {"error": {"message": "The API key belongs to a service account and cannot be deleted.",
+                           "type": "invalid_request_error", "param": None, "code": None}})
+DELETED = (200, {"object": "organization.project.api_key.deleted", "id": "key_1", "deleted": True})
+SA_PATH = "/openai/v1/organization/projects/proj_1/service_accounts/"
+
+
+@pytest.mark.parametrize("reading", ["refuse", "allow"])
+@pytest.mark.parametrize("case, owner, listed, configured, expect", [
+    # a key on a service account of its own: the account goes, whatever the per-key DELETE would do
+    ("own account", "svc_acct_old", [("key_1", "svc_acct_old"), ("key_2", "svc_acct_new")], None, "account"),
+    # a second key on openai_service_account_id: never the account (it holds the live key)
+    ("configured account", "svc_acct_shared", [("key_1", "svc_acct_shared"), ("key_2", "svc_acct_shared")],
+     "svc_acct_shared", "key"),
+    # an account that holds another key too, not configured: never the account
+    ("shared account", "svc_acct_x", [("key_1", "svc_acct_x"), ("key_9", "svc_acct_x")], None, "key"),
+    # a user's key: the per-key DELETE, which OpenAI allows for user keys
+    ("user key", None, [("key_1", None)], None, "user"),
+])
+def test_openai_revoke_is_safe_under_both_readings(case, owner, listed, configured, expect, reading):
+    keys_page = {"object": "list", "data": [openai_key(k, a) for k, a in listed], "first_id": listed[0][0],
+                 "last_id": listed[-1][0], "has_more": False}
+    routes = {("GET", OPENAI_KEYS + "/key_1"): (200, openai_key("key_1", owner)),
+              ("GET", OPENAI_KEYS): lambda request: (200, keys_page),
+              ("DELETE", OPENAI_KEYS + "/key_1"): REFUSED if (reading == "refuse" and owner) else DELETED,
+              ("DELETE", SA_PATH + str(owner)): (200, {"object": "organization.project.service_account.deleted",
+                                                        "id": owner, "deleted": True})}
+    params = {"openai_project_id": "proj_1"}
+    if configured:
+        params["openai_service_account_id"] = configured
+    provider, api = make("openai", routes, **params)
+    if expect == "key" and reading == "refuse":
+        with pytest.raises(RotationError) as info:
+            provider.set_status("key_1", "deleted")
+        message = str(info.value)
+        assert "key_1 STAYS ACTIVE" in message and owner in message and "OpenAI dashboard" in message
+        assert info.value.details["kept_active"] is True and info.value.details["status"] == "active"
+        assert ("DELETE", SA_PATH + owner) not in api.calls("DELETE")
+        return
     result = provider.set_status("key_1", "deleted")
     assert (result.changed, result.previous_status, result.status) == (True, "active", "deleted")
+    deletes = api.calls("DELETE")
+    if expect == "account":
+        assert deletes == [("DELETE", SA_PATH + owner)]
+        assert result.extra["service_account_deleted"] == owner
+    else:
+        assert deletes == [("DELETE", OPENAI_KEYS + "/key_1")]
+        assert "service_account_deleted" not in result.extra
+    # the list lookups asked for every enabled key
+    for request in api.requests:
+        if request.method == "GET" and request.url.path == OPENAI_KEYS:
+            assert request.url.params["owner_project_access"] == "any"
+
+
+def test_openai_revoke_in_check_mode_sends_no_delete():
+    page = {"object": "list", "data": [openai_key("key_1", "svc_acct_old")], "first_id": "key_1", "last_id": "key_1",
+            "has_more": False}
+    provider, api = make("openai", {("GET", OPENAI_KEYS + "/key_1"): (200, openai_key("key_1", "svc_acct_old")),
+                                    ("GET", OPENAI_KEYS): (200, page)}, openai_project_id="proj_1")
+    result = provider.set_status("key_1", "deleted", check_mode=True)
+    assert (result.changed, result.status) == (True, "deleted")
+    assert api.calls("DELETE") == []
+
+
+def test_openai_already_deleted_and_not_reactivated():
     gone, _api = make("openai", {}, openai_project_id="proj_1")
     result = gone.set_status("key_1", "deleted")
     assert (result.changed, result.previous_status) == (False, "absent")
@@ -485,11 +551,34 @@ def test_openai_delete_and_already_deleted(load_fixture):
 def test_openai_orphan_with_own_service_account_removes_the_account(load_fixture):
     pages = load_fixture("pages.json")["openai_keys"]
     sa_path = "/openai/v1/organization/projects/proj_1/service_accounts/svc_acct_abc"
-    provider, api = make("openai", {("GET", OPENAI_KEYS): ok_pages(pages), ("DELETE", sa_path): (200, {"deleted": True})},
+    provider, api = make("openai", {("GET", OPENAI_KEYS): ok_pages(pages) + ok_pages(pages),
+                                    ("GET", OPENAI_KEYS + "/key_aaaaaaaaaaaaaaaa"): (200, pages[0]["data"][0]),
+                                    ("DELETE", sa_path): (200, {"deleted": True})},
                          openai_project_id="proj_1")
     orphan = provider.find(name="search-bot")[0]
     provider.remove_orphan(orphan, "search-bot")
     assert api.calls("DELETE") == [("DELETE", sa_path)]
+
+
+@pytest.mark.parametrize("status, body, live, restricted, code, words", [
+    (401, {"error": {"message": "Incorrect API key provided: sk-svc***abcd.", "type": "invalid_request_error",
+                     "param": None, "code": "invalid_api_key"}}, False, False, "invalid_api_key", "key was rejected"),
+    (401, {"error": {"message": "You have insufficient permissions for this operation. Missing scopes: "
+                                "api.model.read.", "type": "invalid_request_error", "param": None, "code": None}},
+     True, True, "invalid_request_error", "restricted key"),
+    (403, {"error": {"message": "You have insufficient permissions for this operation. Missing scopes: "
+                                "api.model.read", "type": "invalid_request_error", "param": None, "code": None}},
+     True, True, "invalid_request_error", "restricted key"),
+    (401, {"error": {"message": "Your IP is not allowed.", "type": "invalid_request_error", "param": None,
+                     "code": "ip_not_authorized"}}, False, False, "ip_not_authorized", "other than the key itself"),
+    (401, {"error": {"message": "No such organization.", "type": "invalid_request_error", "param": None,
+                     "code": "invalid_organization"}}, False, False, "invalid_organization", "organisation"),
+])
+def test_openai_probe_reads_refusals(keys, status, body, live, restricted, code, words):
+    provider, _api = make("openai", {("GET", "/openai/v1/models"): (status, body)})
+    result = provider.probe(keys["openai_svcacct"]).as_dict()
+    assert (result["live"], result["restricted"], result["code"]) == (live, restricted, code)
+    assert words in result["reason"] and result["status"] == status
 
 
 # -- OpenRouter --------------------------------------------------------------------------
