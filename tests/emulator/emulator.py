@@ -55,6 +55,20 @@ OPENAI_PROJECT_KEY_ON_ADMIN_STATUS = 401     # OpenAI answers missing scopes wit
 OPENAI_ADMIN_KEY_ON_API_STATUS = 401
 OPENROUTER_MANAGEMENT_ON_COMPLETIONS_STATUS = 403
 
+# Where the providers' own documents disagree, a switch per reading (POST /_emulator/behaviour);
+# the first value of each is the default: the published document's reading.
+BEHAVIOURS = {
+    # OpenAI's published OpenAPI document (delete-project-api-key): deleting a service account's key is
+    # an error (400); newer reference pages say it deletes the key.
+    "openai_service_account_key_delete": ("refuse", "allow"),
+    # A scope-restricted OpenAI key on GET /models: both statuses are seen in the wild.
+    "openai_restricted_status": (401, 403),
+}
+OPENAI_SA_KEY_DELETE_MESSAGE = "The API key belongs to a service account and cannot be deleted."
+# Default workspace of the OpenRouter account (its keys list without workspace_id).
+OPENROUTER_DEFAULT_WORKSPACE = "0df9e665-d932-5740-b2c7-b52af166bc11"
+OPENROUTER_USER = "user_2dHFtVWx2n56w6HkM0000000000"
+
 ANTHROPIC_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # 2023-06-01; anthropic SDK 2.x sends a newer date
 MAX_BODY = 10 * 1024 * 1024
 MAX_RECORDED_REQUESTS = 20000
@@ -129,8 +143,9 @@ def openai_redacted(value: str) -> str:
 
 
 def openrouter_label(value: str) -> str:
+    """OpenRouter's ``label``: ``sk-or-v1-`` + 3 characters + ``...`` + the last 4 (``sk-or-v1-0e6...1c96``)."""
     body = value[len("sk-or-v1-"):]
-    return "sk-or-v1-" + body[:3] + "..." + body[-3:]
+    return "sk-or-v1-" + body[:3] + "..." + body[-4:]
 
 
 def openai_incorrect_key_shown(value: str) -> str:
@@ -210,6 +225,7 @@ ANTHROPIC_ERRORS = {
     401: ("authentication_error", "invalid x-api-key"),
     403: ("permission_error", "Your API key does not have permission to use the specified resource."),
     404: ("not_found_error", "Not found"),
+    405: ("invalid_request_error", "Method Not Allowed"),
     408: ("timeout_error", "Request timed out."),
     413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
     429: ("rate_limit_error", "Number of requests has exceeded your rate limit. Please try again later."),
@@ -236,6 +252,7 @@ OPENROUTER_MESSAGES = {
     402: "Insufficient credits",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
     408: "Request Timeout",
     429: "Rate limit exceeded",
     500: "Internal Server Error",
@@ -301,10 +318,17 @@ class Key:
         self.never_valid = False
         self.grace_until: t.Optional[float] = None
         self.last_used: t.Optional[float] = None
-        # anthropic
+        # anthropic (workspace_id None: the Default Workspace, which has no id)
         self.workspace_id: t.Optional[str] = None
         self.created_by: t.Optional[str] = None
+        self.scope = "workspace"           # or "organization": no workspace at all
+        self.no_hint = False               # partial_key_hint null
+        self.no_creator = False            # created_by null
+        self.expires: t.Optional[float] = None
         # openai
+        self.scopes: t.Optional[t.List[str]] = None        # None: all permissions
+        self.refusal_code: t.Optional[str] = None          # a 401 code other than invalid_api_key
+        self.owner_project_access = "active"
         self.project_id: t.Optional[str] = None
         self.service_account_id: t.Optional[str] = None
         # openrouter
@@ -326,8 +350,11 @@ class Key:
             return openai_redacted(self.value)
         return openrouter_label(self.value)
 
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
+
     def authenticates(self, now: float) -> bool:
-        if self.never_valid or now < self.valid_from:
+        if self.never_valid or now < self.valid_from or self.expired(now):
             return False
         if self.provider == "openrouter" and self.expires_at:
             expiry = parse_iso(self.expires_at)
@@ -416,24 +443,38 @@ class Response:
 
 
 class Route:
-    def __init__(self, method: str, template: str, auth: str, handler: str) -> None:
+    """One provider endpoint: the query parameters and body fields it takes (``None``: not checked).
+
+    A parameter or body field the provider does not document is refused with a 400 in its shape.
+    """
+
+    def __init__(self, method: str, template: str, auth: str, handler: str,
+                 query: t.Optional[t.Iterable[str]] = (), body: t.Optional[t.Iterable[str]] = None) -> None:
         self.method = method
         self.template = template
         self.auth = auth  # none | api | admin | any
         self.handler = handler
+        self.query = None if query is None else frozenset(query)
+        self.body = None if body is None else frozenset(body)
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         self.regex = re.compile("^" + pattern + "$")
 
 
+ANTHROPIC_PAGE = ("limit", "after_id", "before_id")
+OPENAI_PAGE = ("limit", "after")
+# The official Anthropic SDKs append ?beta=true to Admin API calls.
+ANTHROPIC_BETA = ("beta",)
 ROUTES = {
     "anthropic": [
-        Route("GET", "/v1/models", "api", "anthropic_models"),
-        Route("GET", "/v1/models/{model_id}", "api", "anthropic_model"),
-        Route("POST", "/v1/messages", "api", "anthropic_messages"),
-        Route("POST", "/v1/messages/count_tokens", "api", "anthropic_count_tokens"),
-        Route("GET", "/v1/organizations/api_keys", "admin", "anthropic_list_keys"),
-        Route("GET", "/v1/organizations/api_keys/{id}", "admin", "anthropic_get_key"),
-        Route("POST", "/v1/organizations/api_keys/{id}", "admin", "anthropic_update_key"),
+        Route("GET", "/v1/models", "api", "anthropic_models", ANTHROPIC_PAGE + ANTHROPIC_BETA),
+        Route("GET", "/v1/models/{model_id}", "api", "anthropic_model", ANTHROPIC_BETA),
+        Route("POST", "/v1/messages", "api", "anthropic_messages", ANTHROPIC_BETA),
+        Route("POST", "/v1/messages/count_tokens", "api", "anthropic_count_tokens", ANTHROPIC_BETA),
+        Route("GET", "/v1/organizations/api_keys", "admin", "anthropic_list_keys",
+              ANTHROPIC_PAGE + ANTHROPIC_BETA + ("status", "workspace_id", "created_by_user_id")),
+        Route("GET", "/v1/organizations/api_keys/{id}", "admin", "anthropic_get_key", ANTHROPIC_BETA),
+        Route("POST", "/v1/organizations/api_keys/{id}", "admin", "anthropic_update_key", ANTHROPIC_BETA,
+              ("name", "status")),
     ],
     "openai": [
         Route("GET", "/models", "api", "openai_models"),
@@ -442,28 +483,33 @@ ROUTES = {
         Route("POST", "/responses", "api", "openai_billing"),
         Route("POST", "/completions", "api", "openai_billing"),
         Route("POST", "/embeddings", "api", "openai_billing"),
-        Route("GET", "/organization/projects", "admin", "openai_list_projects"),
-        Route("POST", "/organization/projects", "admin", "openai_create_project"),
+        Route("GET", "/organization/projects", "admin", "openai_list_projects", OPENAI_PAGE + ("include_archived",)),
+        Route("POST", "/organization/projects", "admin", "openai_create_project", (),
+              ("name", "geography", "external_key_id")),
         Route("GET", "/organization/projects/{project_id}", "admin", "openai_get_project"),
-        Route("GET", "/organization/projects/{project_id}/service_accounts", "admin", "openai_list_sas"),
-        Route("POST", "/organization/projects/{project_id}/service_accounts", "admin", "openai_create_sa"),
+        Route("GET", "/organization/projects/{project_id}/service_accounts", "admin", "openai_list_sas", OPENAI_PAGE),
+        Route("POST", "/organization/projects/{project_id}/service_accounts", "admin", "openai_create_sa", (),
+              ("name", "create_service_account_only")),
         Route("GET", "/organization/projects/{project_id}/service_accounts/{service_account_id}", "admin", "openai_get_sa"),
         Route("DELETE", "/organization/projects/{project_id}/service_accounts/{service_account_id}", "admin", "openai_delete_sa"),
         Route("POST", "/organization/projects/{project_id}/service_accounts/{service_account_id}/api_keys", "admin",
-              "openai_create_sa_key"),
-        Route("GET", "/organization/projects/{project_id}/api_keys", "admin", "openai_list_keys"),
+              "openai_create_sa_key", (), ("name", "scopes")),
+        Route("GET", "/organization/projects/{project_id}/api_keys", "admin", "openai_list_keys",
+              OPENAI_PAGE + ("owner_project_access",)),
         Route("GET", "/organization/projects/{project_id}/api_keys/{key_id}", "admin", "openai_get_key"),
         Route("DELETE", "/organization/projects/{project_id}/api_keys/{key_id}", "admin", "openai_delete_key"),
     ],
     "openrouter": [
-        Route("GET", "/models", "none", "openrouter_models"),
+        Route("GET", "/models", "none", "openrouter_models", None),
         Route("GET", "/key", "any", "openrouter_key"),
         Route("POST", "/chat/completions", "api", "openrouter_billing"),
         Route("POST", "/completions", "api", "openrouter_billing"),
-        Route("GET", "/keys", "admin", "openrouter_list_keys"),
-        Route("POST", "/keys", "admin", "openrouter_create_key"),
+        Route("GET", "/keys", "admin", "openrouter_list_keys", ("include_disabled", "offset", "workspace_id")),
+        Route("POST", "/keys", "admin", "openrouter_create_key", (),
+              ("name", "limit", "limit_reset", "include_byok_in_limit", "expires_at", "workspace_id")),
         Route("GET", "/keys/{hash}", "admin", "openrouter_get_key"),
-        Route("PATCH", "/keys/{hash}", "admin", "openrouter_update_key"),
+        Route("PATCH", "/keys/{hash}", "admin", "openrouter_update_key", (),
+              ("name", "disabled", "limit", "limit_reset", "include_byok_in_limit")),
         Route("DELETE", "/keys/{hash}", "admin", "openrouter_delete_key"),
     ],
 }
@@ -477,6 +523,11 @@ def find_route(provider: str, method: str, path: str) -> t.Tuple[t.Optional[Rout
         if match:
             return route, {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
     return None, {}
+
+
+def path_methods(provider: str, path: str) -> t.List[str]:
+    """The methods the provider serves on ``path`` (for a 405 on a known path)."""
+    return sorted({route.method for route in ROUTES[provider] if route.regex.match(path)})
 
 
 def default_propagation() -> dict:
@@ -540,6 +591,7 @@ class Emulator:
             self.requests: t.List[dict] = []
             self.anthropic_user = "user_01" + rand(BASE58, 22)
             self.anthropic_workspace = "wrkspc_01" + rand(BASE58, 22)
+            self.behaviour = {name: values[0] for name, values in BEHAVIOURS.items()}
 
     def _add_key(self, provider: str, kind: str, name: str, key_id: t.Optional[str] = None) -> Key:
         now = time.time()
@@ -599,13 +651,15 @@ class Emulator:
                  "last_used_at": key.last_used, "authenticates": key.authenticates(now),
                  "redacted_hint": key.hint}
         if key.provider == "anthropic":
-            entry.update(workspace_id=key.workspace_id, partial_key_hint=key.hint)
+            entry.update(workspace_id=key.workspace_id, partial_key_hint=None if key.no_hint else key.hint,
+                         scope=key.scope, status=self._anthropic_status(key))
         elif key.provider == "openai":
             entry.update(project_id=key.project_id, service_account_id=key.service_account_id,
-                         redacted_value=key.hint)
+                         redacted_value=key.hint, owner_project_access=key.owner_project_access, scopes=key.scopes)
         else:
             entry.update(hash=key.id, label=key.hint, disabled=key.status == "disabled",
-                         is_management_key=key.kind == "admin")
+                         is_management_key=key.kind == "admin",
+                         workspace_id=key.workspace_id or OPENROUTER_DEFAULT_WORKSPACE)
         return entry
 
     @staticmethod
@@ -689,6 +743,8 @@ class Emulator:
         if route is None:
             if provider == "openai":
                 raise ApiError(404, "Invalid URL (%s /v1%s)" % (call.method, call.path))
+            if path_methods(provider, call.path):
+                raise ApiError(405, "Method Not Allowed")
             raise ApiError(404)
         if provider == "anthropic":
             self._auth_anthropic(call, route)
@@ -696,10 +752,35 @@ class Emulator:
             self._auth_openai(call, route)
         else:
             self._auth_openrouter(call, route)
+        self._check_inputs(call, route)
         result = getattr(self, route.handler)(call)
         if isinstance(result, Response):
             return result
         return Response(200, result)
+
+    @staticmethod
+    def _check_inputs(call: Call, route: Route) -> None:
+        """Refuse query parameters and body fields the endpoint does not take, as the real APIs do."""
+        if route.query is not None:
+            unknown = sorted(set(call.query) - route.query)
+            if unknown:
+                name = unknown[0][:64]
+                if call.provider == "openai":
+                    raise ApiError(400, "Unrecognized request argument supplied: %s" % name, param=name,
+                                   code="unknown_parameter")
+                if call.provider == "anthropic":
+                    raise ApiError(400, "%s: Extra inputs are not permitted" % name)
+                raise ApiError(400, "Unrecognized query parameter: %s" % name)
+        if route.body is not None and call.method in ("POST", "PATCH", "PUT"):
+            unknown = sorted(set(call.json()) - route.body)
+            if unknown:
+                name = unknown[0][:64]
+                if call.provider == "openai":
+                    raise ApiError(400, "Unrecognized request argument supplied: %s" % name, param=name,
+                                   code="unknown_parameter")
+                if call.provider == "anthropic":
+                    raise ApiError(400, "%s: Extra inputs are not permitted" % name)
+                raise ApiError(400, "Unrecognized key(s) in object: '%s'" % name)
 
     @staticmethod
     def _bearer(call: Call) -> t.Optional[str]:
@@ -720,6 +801,8 @@ class Emulator:
             value = self._bearer(call)
         if not value:
             raise ApiError(401, "x-api-key header is required")
+        if not call.headers.get("x-api-key") and call.headers.get("Authorization") and not self._bearer(call):
+            raise ApiError(401, "invalid x-api-key")
         key = self.authenticate("anthropic", value.strip())
         if key is None:
             raise ApiError(401, "invalid x-api-key")
@@ -752,6 +835,16 @@ class Emulator:
                            "You have insufficient permissions for this operation. Missing scopes: api.management.read. "
                            "Check that you have the correct role in your organization (Owner), and if you're using a "
                            "restricted API key, that it has the necessary scopes.",
+                           etype="invalid_request_error", code=None)
+        if key.refusal_code:
+            raise ApiError(401, "This request was refused (%s)." % key.refusal_code, etype="invalid_request_error",
+                           code=key.refusal_code)
+        needed = "api.model.read" if route.handler in ("openai_models", "openai_model") else "model.request"
+        if route.auth == "api" and key.scopes is not None and needed not in key.scopes:
+            raise ApiError(self.behaviour["openai_restricted_status"] if needed == "api.model.read" else 401,
+                           "You have insufficient permissions for this operation. Missing scopes: %s. Check that you "
+                           "have the correct role in your organization (Reader, Writer, Owner) and project (Member, "
+                           "Owner), and if you're using a restricted API key, that it has the necessary scopes." % needed,
                            etype="invalid_request_error", code=None)
         if route.auth == "api" and key.kind == "admin":
             raise ApiError(OPENAI_ADMIN_KEY_ON_API_STATUS,
@@ -818,12 +911,23 @@ class Emulator:
                 raise ApiError(400, "%s: Field required" % field)
         return {"input_tokens": 8}
 
+    def _anthropic_status(self, key: Key) -> str:
+        if key.status == "active" and key.expired(time.time()):
+            return "expired"
+        return key.status
+
     def _anthropic_key_object(self, key: Key) -> dict:
-        workspace = key.workspace_id or self.anthropic_workspace
+        """The key object: Default Workspace keys have ``workspace_id`` null (``scope`` names the workspace);
+        organisation-scoped keys have no workspace; ``created_by`` and ``partial_key_hint`` may be null."""
+        if key.scope == "organization":
+            scope: dict = {"type": "organization"}
+        else:
+            scope = {"type": "workspace", "workspace_id": key.workspace_id or self.anthropic_workspace}
         return {"id": key.id, "type": "api_key", "name": key.name, "created_at": rfc3339(key.created),
-                "created_by": {"id": key.created_by or self.anthropic_user, "type": "user"},
-                "partial_key_hint": key.hint, "status": key.status, "workspace_id": key.workspace_id,
-                "expires_at": None, "scope": {"type": "workspace", "workspace_id": workspace}}
+                "created_by": None if key.no_creator else {"id": key.created_by or self.anthropic_user, "type": "user"},
+                "partial_key_hint": None if key.no_hint else key.hint, "status": self._anthropic_status(key),
+                "workspace_id": key.workspace_id, "expires_at": rfc3339(key.expires) if key.expires else None,
+                "scope": scope, "principal": None}
 
     def _anthropic_key(self, call: Call) -> Key:
         key = self.by_id.get(("anthropic", call.params["id"]))
@@ -838,9 +942,10 @@ class Emulator:
         workspace, creator = call.arg("workspace_id"), call.arg("created_by_user_id")
 
         def keep(key: Key) -> bool:
-            return (key.kind == "api" and (not status or key.status == status)
+            in_default = key.workspace_id is None and key.scope != "organization"
+            return (key.kind == "api" and (not status or self._anthropic_status(key) == status)
                     and (not workspace or key.workspace_id == workspace
-                         or (workspace == self.anthropic_workspace and key.workspace_id is None))
+                         or (workspace == self.anthropic_workspace and in_default))
                     and (not creator or (key.created_by or self.anthropic_user) == creator))
 
         newest_first = list(reversed(self.keys["anthropic"]))
@@ -860,6 +965,8 @@ class Emulator:
             raise ApiError(400, "name: String should have between 1 and 500 characters")
         if status is not None and status not in ("active", "inactive", "archived"):
             raise ApiError(400, "status: Input should be 'active', 'inactive' or 'archived'")
+        if self._anthropic_status(key) == "expired" and status not in (None, "archived"):
+            raise ApiError(400, "Cannot update the status of an expired API key.")
         if key.status == "archived" and ((status is not None and status != "archived")
                                          or (name is not None and name != key.name)):
             raise ApiError(400, "Cannot update an archived API key.")
@@ -944,7 +1051,7 @@ class Emulator:
             owner["service_account"] = self._sa_object(sa)
         return {"object": "organization.project.api_key", "redacted_value": key.hint, "name": key.name, "id": key.id,
                 "created_at": int(key.created), "last_used_at": int(key.last_used) if key.last_used else None,
-                "owner": owner, "owner_project_access": "active", "expires_at": None}
+                "owner": owner, "owner_project_access": key.owner_project_access}
 
     @staticmethod
     def _openai_list(items: list, call: Call, keep: t.Callable[[t.Any], bool], ident: t.Callable[[t.Any], str],
@@ -985,9 +1092,15 @@ class Emulator:
         name = call.json().get("name")
         if not isinstance(name, str) or not name.strip():
             raise ApiError(400, "Missing required parameter: 'name'.", param="name", code="missing_required_parameter")
+        body_in = call.json()
         sa = self._new_sa(project["id"], name)
-        key = self._new_sa_key(sa, name)
         body = self._sa_object(sa)
+        if body_in.get("create_service_account_only"):
+            sa["role"] = "none"
+            body.update(role="none", api_key=None)
+            return Response(200, body)
+        # The published example names the first key "Secret Key", not after the account.
+        key = self._new_sa_key(sa, "Secret Key")
         body["api_key"] = self._created_key_object(key)
         return Response(200, body)
 
@@ -1008,7 +1121,12 @@ class Emulator:
         name = body.get("name")
         if name is not None and not isinstance(name, str):
             raise ApiError(400, "Invalid type for 'name': expected a string.", param="name", code="invalid_type")
-        key = self._new_sa_key(sa, name or "Secret key")
+        scopes = body.get("scopes")
+        if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes)):
+            raise ApiError(400, "Invalid type for 'scopes': expected an array of strings.", param="scopes",
+                           code="invalid_type")
+        key = self._new_sa_key(sa, name or "Secret Key")
+        key.scopes = scopes
         return self._created_key_object(key)
 
     def _openai_key(self, call: Call) -> Key:
@@ -1020,8 +1138,18 @@ class Emulator:
 
     def openai_list_keys(self, call: Call) -> dict:
         project = self._project(call)
+        access = call.arg("owner_project_access")
+        if access is not None and access not in ("active", "inactive", "any"):
+            raise ApiError(400, "Invalid value for 'owner_project_access': expected one of active, inactive, any.",
+                           param="owner_project_access", code="invalid_value")
+
+        def visible(key: Key) -> bool:
+            # Omitted: membership-based visibility, which leaves out keys whose owner lost project access.
+            return access == "any" or key.owner_project_access == (access or "active")
+
         return self._openai_list(self.keys["openai"], call,
-                                 lambda k: k.kind == "api" and k.project_id == project["id"] and k.status == "active",
+                                 lambda k: (k.kind == "api" and k.project_id == project["id"] and k.status == "active"
+                                            and visible(k)),
                                  lambda k: k.id, self._openai_key_object)
 
     def openai_get_key(self, call: Call) -> dict:
@@ -1029,6 +1157,8 @@ class Emulator:
 
     def openai_delete_key(self, call: Call) -> dict:
         key = self._openai_key(call)
+        if key.service_account_id and self.behaviour["openai_service_account_key_delete"] == "refuse":
+            raise ApiError(400, OPENAI_SA_KEY_DELETE_MESSAGE, etype="invalid_request_error", code=None)
         self._set_status(key, "deleted")
         return {"object": "organization.project.api_key.deleted", "id": key.id, "deleted": True}
 
@@ -1041,6 +1171,7 @@ class Emulator:
         key = call.key
         remaining = None if key.limit is None else max(key.limit - key.usage, 0.0)
         return {"data": {"label": key.hint, "limit": key.limit, "usage": key.usage, "is_free_tier": False,
+                         "creator_user_id": OPENROUTER_USER,
                          "is_management_key": key.kind == "admin", "is_provisioning_key": key.kind == "admin",
                          "limit_remaining": remaining, "limit_reset": key.limit_reset,
                          "include_byok_in_limit": key.include_byok_in_limit, "expires_at": key.expires_at,
@@ -1073,7 +1204,8 @@ class Emulator:
                 "include_byok_in_limit": key.include_byok_in_limit, "usage": key.usage, "usage_daily": key.usage,
                 "usage_weekly": key.usage, "usage_monthly": key.usage, "byok_usage": 0, "byok_usage_daily": 0,
                 "byok_usage_weekly": 0, "byok_usage_monthly": 0, "created_at": iso_seconds(key.created),
-                "updated_at": iso_seconds(key.updated) if key.updated else None, "expires_at": key.expires_at}
+                "updated_at": iso_seconds(key.updated) if key.updated else None, "expires_at": key.expires_at,
+                "creator_user_id": OPENROUTER_USER, "workspace_id": key.workspace_id or OPENROUTER_DEFAULT_WORKSPACE}
 
     def _openrouter_key(self, call: Call) -> Key:
         key = self.by_id.get(("openrouter", call.params["hash"]))
@@ -1103,8 +1235,11 @@ class Emulator:
             raise ApiError(400, "include_disabled must be true or false")
         include_disabled = raw == "true"
         offset = int_arg(call, "offset", 0, 0, 10 ** 9)
+        # By default, keys in the default workspace only.
+        workspace = call.arg("workspace_id") or OPENROUTER_DEFAULT_WORKSPACE
         listed = [k for k in self.keys["openrouter"]
-                  if k.kind == "api" and (k.status == "active" or (include_disabled and k.status == "disabled"))]
+                  if k.kind == "api" and (k.workspace_id or OPENROUTER_DEFAULT_WORKSPACE) == workspace
+                  and (k.status == "active" or (include_disabled and k.status == "disabled"))]
         return {"data": [self._openrouter_key_object(k) for k in listed[offset:offset + 100]]}
 
     def openrouter_create_key(self, call: Call) -> Response:
@@ -1115,7 +1250,11 @@ class Emulator:
         expires_at = body.get("expires_at")
         if expires_at is not None and (not isinstance(expires_at, str) or parse_iso(expires_at) is None):
             raise ApiError(400, "expires_at must be an ISO 8601 date-time or null")
+        workspace = body.get("workspace_id")
+        if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
+            raise ApiError(400, "workspace_id must be a non-empty string")
         key = self._add_key("openrouter", "api", name)
+        key.workspace_id = workspace
         try:
             self._openrouter_settings(key, body)
         except ApiError:
@@ -1167,6 +1306,8 @@ class Emulator:
             ("GET", "/propagation"): lambda b: self._control_propagation(None),
             ("POST", "/propagation"): self._control_propagation,
             ("GET", "/hits"): lambda b: self.hits(),
+            ("GET", "/behaviour"): lambda b: dict(self.behaviour),
+            ("POST", "/behaviour"): self._control_behaviour,
             ("DELETE", "/hits"): self._control_clear_hits,
         }
         handler = routes.get((method, path.rstrip("/") or "/"))
@@ -1176,6 +1317,15 @@ class Emulator:
             raise ControlError(400, "the body must be a JSON object")
         with self.lock:
             return 200, handler(body or {})
+
+    def _control_behaviour(self, body: dict) -> dict:
+        for name, value in body.items():
+            if name not in BEHAVIOURS:
+                raise ControlError(400, "unknown behaviour %r: one of %s" % (name, ", ".join(sorted(BEHAVIOURS))))
+            if value not in BEHAVIOURS[name]:
+                raise ControlError(400, "%s must be one of %s" % (name, ", ".join(str(v) for v in BEHAVIOURS[name])))
+        self.behaviour.update(body)
+        return dict(self.behaviour)
 
     def _control_reset(self, body: dict) -> dict:
         self.reset()
@@ -1207,7 +1357,8 @@ class Emulator:
 
     def _control_create_key(self, body: dict) -> dict:
         allowed = {"provider", "kind", "name", "status", "workspace_id", "project_id", "service_account_id",
-                   "created_by_user_id", "limit"}
+                   "created_by_user_id", "limit", "scope", "expires_in", "no_hint", "no_creator", "scopes",
+                   "refusal_code", "owner_project_access"}
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise ControlError(400, "unknown field(s): %s" % ", ".join(unknown))
@@ -1224,10 +1375,12 @@ class Emulator:
         status = body.get("status", "active")
         if status not in statuses:
             raise ControlError(400, "status for %s must be one of %s" % (provider, ", ".join(statuses)))
-        misplaced = [f for f, owner in (("workspace_id", "anthropic"), ("created_by_user_id", "anthropic"),
-                                        ("project_id", "openai"), ("service_account_id", "openai"),
-                                        ("limit", "openrouter"))
-                     if body.get(f) is not None and provider != owner]
+        owners = (("workspace_id", ("anthropic", "openrouter")), ("created_by_user_id", ("anthropic",)),
+                  ("scope", ("anthropic",)), ("expires_in", ("anthropic",)), ("no_hint", ("anthropic",)),
+                  ("no_creator", ("anthropic",)), ("project_id", ("openai",)), ("service_account_id", ("openai",)),
+                  ("scopes", ("openai",)), ("refusal_code", ("openai",)), ("owner_project_access", ("openai",)),
+                  ("limit", ("openrouter",)))
+        misplaced = [f for f, owner in owners if body.get(f) is not None and provider not in owner]
         if misplaced:
             raise ControlError(400, "%s does not apply to %s" % (", ".join(misplaced), provider))
         default_names = {"anthropic": "Console key", "openai": "Service account key", "openrouter": "key"}
@@ -1241,9 +1394,30 @@ class Emulator:
         else:
             key = self._add_key(provider, kind, name)
         if provider == "anthropic":
+            if body.get("scope") not in (None, "workspace", "organization"):
+                self._forget(key)
+                raise ControlError(400, "scope must be workspace or organization")
+            if body.get("scope") == "organization" and body.get("workspace_id"):
+                self._forget(key)
+                raise ControlError(400, "an organization-scoped key has no workspace_id")
+            expires_in = body.get("expires_in")
+            if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))):
+                self._forget(key)
+                raise ControlError(400, "expires_in must be a number of seconds (negative: already expired)")
             key.workspace_id = body.get("workspace_id")
             key.created_by = body.get("created_by_user_id")
-            extra.update(workspace_id=key.workspace_id, partial_key_hint=key.hint)
+            key.scope = body.get("scope") or "workspace"
+            key.expires = None if expires_in is None else key.created + float(expires_in)
+            key.no_hint = bool(body.get("no_hint"))
+            key.no_creator = bool(body.get("no_creator"))
+            extra.update(workspace_id=key.workspace_id, partial_key_hint=None if key.no_hint else key.hint)
+        elif provider == "openai" and kind == "api":
+            if body.get("owner_project_access") not in (None, "active", "inactive"):
+                self._forget(key)
+                raise ControlError(400, "owner_project_access must be active or inactive")
+            key.scopes = body.get("scopes")
+            key.refusal_code = body.get("refusal_code")
+            key.owner_project_access = body.get("owner_project_access") or "active"
         elif provider == "openrouter":
             if body.get("limit") is not None:
                 limit = body["limit"]
@@ -1251,7 +1425,9 @@ class Emulator:
                     self._forget(key)
                     raise ControlError(400, "limit must be a non-negative number")
                 key.limit = float(limit)
-            extra.update(hash=key.id, label=key.hint, is_management_key=kind == "admin")
+            key.workspace_id = body.get("workspace_id")
+            extra.update(hash=key.id, label=key.hint, is_management_key=kind == "admin",
+                         workspace_id=key.workspace_id or OPENROUTER_DEFAULT_WORKSPACE)
         if status != "active":
             key.status = status
             key.updated = key.created

@@ -116,7 +116,7 @@ def test_minted_key_formats(emulator, provider, kind):
                 assert made["redacted_value"] == made["redacted_hint"]
         else:
             assert made["hash"] == made["id"] == hashlib.sha256(value.encode()).hexdigest()
-            assert made["label"] == "sk-or-v1-" + value[9:12] + "..." + value[-3:]
+            assert made["label"] == "sk-or-v1-" + value[9:12] + "..." + value[-4:]
             assert made["is_management_key"] is (kind == "admin")
     assert first["value"] != second["value"] and first["id"] != second["id"]
 
@@ -374,7 +374,20 @@ def test_anthropic_inactive_and_archived(emulator):
     assert key_entry(emulator, "anthropic", key["id"])["status"] == "archived"
 
 
+def test_openai_service_account_key_delete_is_refused_by_default(emulator):
+    """The published document: DELETE of a service account's key is an error; the key stays live."""
+    admin = make_key(emulator, "openai", "admin")["value"]
+    key = make_key(emulator, "openai")
+    assert emulator.control("GET", "behaviour")["openai_service_account_key_delete"] == "refuse"
+    path = "/organization/projects/%s/api_keys/%s" % (key["project_id"], key["id"])
+    resp = bearer_req(emulator, "openai", "DELETE", path, admin)
+    assert "belongs to a service account" in openai_error(resp, 400)["message"]
+    assert key_entry(emulator, "openai", key["id"])["status"] == "active"
+    assert bearer_req(emulator, "openai", "GET", "/models", key["value"]).status_code == 200
+
+
 def test_openai_delete_is_immediate_and_final(emulator):
+    emulator.control("POST", "behaviour", {"openai_service_account_key_delete": "allow"})
     admin = make_key(emulator, "openai", "admin")["value"]
     key = make_key(emulator, "openai")
     other = make_key(emulator, "openai", project_id=key["project_id"], service_account_id=key["service_account_id"])
@@ -684,7 +697,156 @@ def test_openai_sdk_models_and_admin_api(emulator):
                                  max_retries=0, timeout=5)
     keys = admin_client.admin.organization.projects.api_keys
     assert [k.id for k in keys.list(key["project_id"])] == [key["id"]]
+    with pytest.raises(openai.BadRequestError, match="belongs to a service account"):
+        keys.delete(key["id"], project_id=key["project_id"])
+    emulator.control("POST", "behaviour", {"openai_service_account_key_delete": "allow"})
     assert keys.delete(key["id"], project_id=key["project_id"]).deleted is True
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
     assert key_entry(emulator, "openai", key["id"])["status"] == "deleted"
+
+
+# -- as strict as the real APIs -----------------------------------------------------------
+
+def test_unknown_query_parameters_and_body_fields_are_refused(emulator):
+    anthropic_admin = make_key(emulator, "anthropic", "admin")["value"]
+    console = make_key(emulator, "anthropic")
+    openai_admin = make_key(emulator, "openai", "admin")["value"]
+    sa_key = make_key(emulator, "openai")
+    openrouter_admin = make_key(emulator, "openrouter", "admin")["value"]
+    message = anthropic_error(anthropic_req(emulator, "GET", "/v1/organizations/api_keys?colour=red", anthropic_admin),
+                              400, "invalid_request_error")
+    assert "colour" in message
+    anthropic_error(anthropic_req(emulator, "POST", "/v1/organizations/api_keys/%s" % console["id"], anthropic_admin,
+                                  json={"name": "x", "colour": "red"}), 400, "invalid_request_error")
+    keys_path = "/organization/projects/%s/api_keys" % sa_key["project_id"]
+    error = openai_error(bearer_req(emulator, "openai", "GET", keys_path + "?colour=red", openai_admin), 400)
+    assert error["code"] == "unknown_parameter" and error["param"] == "colour"
+    sa_path = "/organization/projects/%s/service_accounts" % sa_key["project_id"]
+    error = openai_error(bearer_req(emulator, "openai", "POST", sa_path, openai_admin, json={"name": "x", "role": "owner"}),
+                         400)
+    assert "Unrecognized request argument supplied: role" == error["message"]
+    openrouter_error(bearer_req(emulator, "openrouter", "GET", "/keys?colour=red", openrouter_admin), 400)
+    openrouter_error(bearer_req(emulator, "openrouter", "POST", "/keys", openrouter_admin,
+                                json={"name": "x", "colour": "red"}), 400)
+    # nothing was made by the refused calls
+    state = emulator.control("GET", "state")
+    assert len([k for k in state["openrouter"]["keys"] if k["kind"] == "api"]) == 0
+    assert len(state["openai"]["service_accounts"]) == 1
+
+
+def test_wrong_methods_are_refused(emulator):
+    anthropic_admin = make_key(emulator, "anthropic", "admin")["value"]
+    openrouter_admin = make_key(emulator, "openrouter", "admin")["value"]
+    openai_admin = make_key(emulator, "openai", "admin")["value"]
+    anthropic_error(anthropic_req(emulator, "DELETE", "/v1/organizations/api_keys/apikey_01x", anthropic_admin), 405,
+                    "invalid_request_error")
+    openrouter_error(bearer_req(emulator, "openrouter", "PUT", "/keys", openrouter_admin), 405)
+    error = openai_error(bearer_req(emulator, "openai", "PATCH", "/organization/projects/proj_x/api_keys/key_x",
+                                    openai_admin), 404)
+    assert error["message"].startswith("Invalid URL (PATCH /v1/organization/projects/")
+
+
+def test_wrong_auth_header_forms_are_refused(emulator):
+    openai_key = make_key(emulator, "openai")["value"]
+    openrouter_key = make_key(emulator, "openrouter")["value"]
+    anthropic_key = make_key(emulator, "anthropic")["value"]
+    # OpenAI and OpenRouter take only Authorization: Bearer
+    resp = HTTP.get(emulator.base_url("openai") + "/models", headers={"x-api-key": openai_key}, timeout=5)
+    openai_error(resp, 401)
+    resp = HTTP.get(emulator.base_url("openai") + "/models", headers={"Authorization": "Basic " + openai_key}, timeout=5)
+    openai_error(resp, 401)
+    resp = HTTP.get(emulator.base_url("openrouter") + "/key", headers={"x-api-key": openrouter_key}, timeout=5)
+    openrouter_error(resp, 401)
+    # Anthropic: x-api-key (or Bearer, which its SDK 2.x sends); any other Authorization scheme is refused
+    resp = HTTP.get(emulator.base_url("anthropic") + "/v1/models", timeout=5,
+                    headers={"Authorization": "Basic " + anthropic_key, "anthropic-version": ANTHROPIC_VERSION})
+    anthropic_error(resp, 401, "authentication_error")
+
+
+def test_openai_list_omits_keys_whose_owner_lost_access_unless_any(emulator):
+    admin = make_key(emulator, "openai", "admin")["value"]
+    seen = make_key(emulator, "openai", name="seen")
+    hidden = make_key(emulator, "openai", name="hidden", project_id=seen["project_id"], owner_project_access="inactive")
+    path = "/organization/projects/%s/api_keys" % seen["project_id"]
+
+    def listed(query=""):
+        resp = bearer_req(emulator, "openai", "GET", path + query, admin)
+        assert resp.status_code == 200, resp.text
+        return {k["id"]: k["owner_project_access"] for k in resp.json()["data"]}
+
+    assert listed() == {seen["id"]: "active"}
+    assert listed("?owner_project_access=any") == {seen["id"]: "active", hidden["id"]: "inactive"}
+    assert listed("?owner_project_access=inactive") == {hidden["id"]: "inactive"}
+    openai_error(bearer_req(emulator, "openai", "GET", path + "?owner_project_access=all", admin), 400)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_openai_restricted_key_and_other_refusal_codes(emulator, status):
+    emulator.control("POST", "behaviour", {"openai_restricted_status": status})
+    restricted = make_key(emulator, "openai", scopes=["model.request"])
+    error = openai_error(bearer_req(emulator, "openai", "GET", "/models", restricted["value"]), status)
+    assert error["code"] is None and "Missing scopes: api.model.read" in error["message"]
+    # it still serves what it is scoped for
+    resp = bearer_req(emulator, "openai", "POST", "/chat/completions", restricted["value"],
+                      json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status_code == 200
+    fenced = make_key(emulator, "openai", refusal_code="ip_not_authorized")
+    error = openai_error(bearer_req(emulator, "openai", "GET", "/models", fenced["value"]), 401)
+    assert error["code"] == "ip_not_authorized"
+
+
+def test_openrouter_workspaces(emulator):
+    admin = make_key(emulator, "openrouter", "admin")["value"]
+    default = make_key(emulator, "openrouter", name="default")
+    other = make_key(emulator, "openrouter", name="other", workspace_id="6e0bfc63-21d1-4e5b-9a7a-3bd2d1c9b001")
+
+    def names(query=""):
+        resp = bearer_req(emulator, "openrouter", "GET", "/keys" + query, admin)
+        assert resp.status_code == 200, resp.text
+        return [(k["name"], k["workspace_id"]) for k in resp.json()["data"]]
+
+    assert names() == [("default", default["workspace_id"])]
+    assert names("?workspace_id=" + other["workspace_id"]) == [("other", other["workspace_id"])]
+    made = bearer_req(emulator, "openrouter", "POST", "/keys", admin,
+                      json={"name": "made", "workspace_id": other["workspace_id"]})
+    assert made.status_code == 201 and made.json()["data"]["workspace_id"] == other["workspace_id"]
+    assert [n for n, _w in names("?workspace_id=" + other["workspace_id"])] == ["other", "made"]
+    assert made.json()["data"]["label"].endswith(made.json()["key"][-4:])
+
+
+def test_anthropic_key_shapes_of_the_newer_reference(emulator):
+    admin = make_key(emulator, "anthropic", "admin")["value"]
+    default = make_key(emulator, "anthropic", name="default-workspace")
+    org = make_key(emulator, "anthropic", name="org", scope="organization")
+    bare = make_key(emulator, "anthropic", name="bare", no_hint=True, no_creator=True)
+    expired = make_key(emulator, "anthropic", name="expired", expires_in=-1)
+    later = make_key(emulator, "anthropic", name="later", expires_in=3600)
+    resp = anthropic_req(emulator, "GET", "/v1/organizations/api_keys", admin)
+    listed = {k["name"]: k for k in resp.json()["data"]}
+    assert listed["default-workspace"]["workspace_id"] is None
+    assert listed["default-workspace"]["scope"]["type"] == "workspace"
+    assert listed["default-workspace"]["scope"]["workspace_id"].startswith("wrkspc_")
+    assert listed["org"]["scope"] == {"type": "organization"} and listed["org"]["workspace_id"] is None
+    assert listed["bare"]["partial_key_hint"] is None and listed["bare"]["created_by"] is None
+    assert listed["expired"]["status"] == "expired" and listed["expired"]["expires_at"]
+    assert listed["later"]["status"] == "active" and listed["later"]["expires_at"]
+    anthropic_error(anthropic_req(emulator, "GET", "/v1/models", expired["value"]), 401, "authentication_error")
+    assert anthropic_req(emulator, "GET", "/v1/models", later["value"]).status_code == 200
+    assert anthropic_req(emulator, "GET", "/v1/models", org["value"]).status_code == 200
+    only_expired = anthropic_req(emulator, "GET", "/v1/organizations/api_keys?status=expired", admin).json()["data"]
+    assert [k["id"] for k in only_expired] == [expired["id"]]
+    workspace = listed["default-workspace"]["scope"]["workspace_id"]
+    in_default = anthropic_req(emulator, "GET", "/v1/organizations/api_keys?workspace_id=" + workspace, admin).json()
+    assert org["id"] not in [k["id"] for k in in_default["data"]] and default["id"] in [k["id"] for k in in_default["data"]]
+
+
+def test_behaviour_switches_are_validated_and_reset(emulator):
+    with pytest.raises(RuntimeError, match="must be one of"):
+        emulator.control("POST", "behaviour", {"openai_service_account_key_delete": "sometimes"})
+    with pytest.raises(RuntimeError, match="unknown behaviour"):
+        emulator.control("POST", "behaviour", {"colour": "red"})
+    emulator.control("POST", "behaviour", {"openai_service_account_key_delete": "allow"})
+    emulator.control("POST", "reset")
+    assert emulator.control("GET", "behaviour") == {"openai_service_account_key_delete": "refuse",
+                                                     "openai_restricted_status": 401}
