@@ -212,8 +212,7 @@ def main() -> int:
             vault_write(path, old[provider]["value"])
             hosts[HOSTS[provider]] = {"provider": provider, "vault_path": path}
             if provider == "openai":
-                hosts[HOSTS[provider]].update(openai_project_id=project,
-                                              openai_service_account_id=old[provider]["service_account_id"])
+                hosts[HOSTS[provider]].update(openai_project_id=project)
             if provider == "anthropic":
                 console = emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "made-in-console"})
                 vault_write(path + "-next", console["value"])

@@ -75,7 +75,7 @@ class World:
         self.old = emulator.control("POST", "keys", body)
         self.hostvars: t.Dict[str, t.Any] = dict(FAST, provider=provider, vault_path=self.path)
         if provider == "openai":
-            self.hostvars.update(openai_project_id=self.project, openai_service_account_id=self.old["service_account_id"])
+            self.hostvars.update(openai_project_id=self.project)
         self.console: t.Optional[dict] = None
         if provider == "anthropic":
             # Anthropic cannot create keys by API: the Console-made key is staged in Vault.

@@ -410,7 +410,7 @@ def test_awx_rotate_schedule_and_probe(openbao, emulator, collections_path, tmp_
             body["project_id"] = emulator.control("POST", "openai/projects", {"name": "awx"})["id"]
         old[provider] = emulator.control("POST", "keys", body)
         if provider == "openai":
-            hostvars.update(openai_project_id=old[provider]["project_id"], openai_service_account_id=old[provider]["service_account_id"])
+            hostvars.update(openai_project_id=old[provider]["project_id"])
         secrets["the old %s key" % provider] = old[provider]["value"]
         vault.secrets.kv.v2.create_or_update_secret(path=hostvars["vault_path"], secret={"api_key": old[provider]["value"]},
                                                     mount_point="secret")

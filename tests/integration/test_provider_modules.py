@@ -140,7 +140,8 @@ def check_lifecycle(result, provider, emulator, name, secrets):
     # out of band: the emulator's own record of the key
     entry = [k for k in state_keys(emulator, provider) if k["id"] == created["key_id"]]
     assert len(entry) == 1
-    assert entry[0]["name"] == name
+    # OpenAI names the first key of a new service account "Secret Key"; the account carries the name
+    assert entry[0]["name"] == ("Secret Key" if provider == "openai" else name)
     assert entry[0]["status"] == {"anthropic": "archived", "openai": "deleted", "openrouter": "deleted"}[provider]
     assert entry[0]["fingerprint"] == created["fingerprint"]
     assert deleted["previous_status"] == ("inactive" if provider == "anthropic" else
@@ -173,8 +174,46 @@ def test_openai_lifecycle_module_defaults(ansible, emulator, tmp_path):
     # without openai_service_account_id a service account named after the key owns it
     accounts = emulator.control("GET", "state")["openai"]["service_accounts"]
     assert [a["name"] for a in accounts if a["id"] == created["service_account_id"]] == ["search-r1"]
-    assert not any(r["method"] == "DELETE" and r["route"].endswith("service_accounts/{service_account_id}")
-                   for r in hits(emulator)["requests"])
+    # the key was its account's only key: revoking it deleted the account (the per-key DELETE is refused by
+    # OpenAI's published reference for a service account's key, and was never sent)
+    deletes = [r["route"] for r in hits(emulator)["requests"] if r["method"] == "DELETE"]
+    assert deletes == ["/organization/projects/{project_id}/service_accounts/{service_account_id}"]
+    assert [a["status"] for a in accounts if a["id"] == created["service_account_id"]] == ["deleted"]
+
+
+@pytest.mark.parametrize("reading", ["refuse", "allow"])
+def test_openai_second_key_on_a_configured_account(ansible, emulator, reading):
+    """A key on openai_service_account_id: never revoked by deleting the account (the live key is on it too)."""
+    emulator.control("POST", "behaviour", {"openai_service_account_key_delete": reading})
+    admin = seed(emulator, "openai", "admin")["value"]
+    live = seed(emulator, "openai", "api", name="live")
+    old = seed(emulator, "openai", "api", name="old", project_id=live["project_id"],
+               service_account_id=live["service_account_id"])
+    defaults = {"provider": "openai", "base_url": emulator.base_url("openai"), "admin_key": "{{ admin_key }}",
+                "openai_project_id": live["project_id"], "openai_service_account_id": live["service_account_id"]}
+    tasks = [task("delete", "provider_key_revoke", {"key_id": old["id"], "state": "deleted",
+                                                     "protect_key_id": live["id"]}, register="gone",
+                  ignore_errors=True),
+             task("delete or keep", "provider_key_revoke", {"key_id": old["id"], "state": "deleted",
+                                                             "on_refused": "warn"}, register="kept")]
+    result = ansible.run_playbook(play(tasks, defaults=defaults), verbosity=4, extra_vars={"admin_key": admin})
+    assert result.rc == 0, result
+    statuses = {k["id"]: k["status"] for k in state_keys(emulator, "openai")}
+    assert statuses[live["id"]] == "active"
+    accounts = emulator.control("GET", "state")["openai"]["service_accounts"]
+    assert [a["status"] for a in accounts] == ["active"]
+    gone, kept = result.result("delete"), result.result("delete or keep")["result"]
+    if reading == "refuse":
+        assert gone["event"] == "failed"
+        assert "%s STAYS ACTIVE" % old["id"] in msg(gone) and "OpenAI dashboard" in msg(gone)
+        assert kept["kept_active"] is True and kept["changed"] is False and kept["status"] == "active"
+        assert any("STAYS ACTIVE" in w for w in kept.get("warnings", []))
+        assert statuses[old["id"]] == "active"
+    else:
+        assert gone["result"]["changed"] is True and gone["result"]["service_account_deleted"] is None
+        assert kept["changed"] is False and kept["kept_active"] is False
+        assert statuses[old["id"]] == "deleted"
+    assert_no_secret(result.output, admin, live["value"], old["value"])
 
 
 def test_anthropic_adopt_lifecycle_admin_key_as_option(ansible, emulator):
@@ -208,9 +247,10 @@ def test_rerun_create_finds_the_orphan_and_replaces_it(ansible, emulator, tmp_pa
     admin = seed(emulator, provider, "admin")["value"]
     defaults = {"provider": provider, "base_url": emulator.base_url(provider), "admin_key": "{{ admin_key }}"}
     if provider == "openai":
+        # each key on a service account of its own: an orphan is removed with its account under either
+        # reading of OpenAI's delete (test_openai_orphan_on_a_shared_account_* covers the configured account)
         project = emulator.control("POST", "openai/projects", {"name": "p"})["id"]
-        account = seed(emulator, "openai", "api", project_id=project, name="bootstrap")["service_account_id"]
-        defaults.update(openai_project_id=project, openai_service_account_id=account)
+        defaults.update(openai_project_id=project)
     first, second = str(tmp_path / "first"), str(tmp_path / "second")
     tasks = [
         task("create", "provider_key_create", {"name": "app-r1"}, register="one", no_log=True),
@@ -232,7 +272,10 @@ def test_rerun_create_finds_the_orphan_and_replaces_it(ansible, emulator, tmp_pa
     assert "1 key(s) named 'app-r1' already exist" in reason and one["key_id"] in reason
     assert "on_existing=revoke" in reason
     assert three["orphans_revoked"] == [one["key_id"]] and three["changed"] is True
-    named = [k for k in state_keys(emulator, provider) if k["name"] == "app-r1"]
+    accounts = {a["id"]: a["name"] for a in emulator.control("GET", "state")["openai"]["service_accounts"]}
+    # OpenAI: the key is "Secret Key", its own service account is named app-r1
+    named = [k for k in state_keys(emulator, provider)
+             if k["name"] == "app-r1" or accounts.get(k.get("service_account_id")) == "app-r1"]
     assert sorted((k["id"], k["status"]) for k in named) == sorted([(one["key_id"], "deleted"),
                                                                     (three["key_id"], "active")])
     assert read(first) != read(second)

@@ -63,8 +63,8 @@ class Setup:
             body["project_id"] = self.project
         self.old = emulator.control("POST", "keys", body)
         if provider == "openai":
-            self.hostvars.update(openai_project_id=self.project,
-                                 openai_service_account_id=self.old["service_account_id"])
+            # each key on a service account of its own (the default): revoking a key deletes its account
+            self.hostvars.update(openai_project_id=self.project)
         self.write_secret(self.old["value"])
         self.console: t.Optional[dict] = None
         if provider == "anthropic":
@@ -215,6 +215,37 @@ def test_rotation_per_provider(provider, setup_factory, ansible):
         assert [k["fingerprint"] for k in s.active()] == [fp(new_value)]
         repeat = ansible.run_playbook(CLEANUP, inventory=s.inventory(grace_period="0s"), env=s.env)
         assert repeat.rc == 0 and recap_changed(repeat) == 0, repeat
+
+
+@pytest.mark.parametrize("reading", ["refuse", "allow"])
+def test_openai_rotation_on_a_configured_service_account(reading, setup_factory, ansible, emulator):
+    """Keys on openai_service_account_id: the new key joins the old one's account. Under OpenAI's published
+    reading the old key cannot be deleted alone, so cleanup keeps it active and says so, never deleting the
+    account (which holds the live key); under the newer reading cleanup deletes it."""
+    emulator.control("POST", "behaviour", {"openai_service_account_key_delete": reading})
+    s = setup_factory("openai")
+    s.hostvars["openai_service_account_id"] = s.old["service_account_id"]
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)
+    assert result.rc == 0, result
+    new_value = s.assert_rotated()
+    new_id = s.record()["key_id"]
+    assert s.key(new_id)["service_account_id"] == s.old["service_account_id"]
+    cleaned = ansible.run_playbook(CLEANUP, inventory=s.inventory(grace_period="0s"), env=s.env)
+    assert cleaned.rc == 0, cleaned
+    accounts = emulator.control("GET", "state")["openai"]["service_accounts"]
+    assert {a["id"]: a["status"] for a in accounts}[s.old["service_account_id"]] == "active"
+    assert s.authenticates(new_value)
+    summary = task_result(cleaned, "Cleanup | summary")["msg"]
+    if reading == "refuse":
+        assert s.key(s.old["id"])["status"] == "active"
+        assert s.record()["previous_state"] == "active"
+        assert summary["kept_active"] == [s.old["id"]] and summary["deleted"] == []
+        assert "%s STAYS ACTIVE" % s.old["id"] in cleaned.output and "OpenAI dashboard" in cleaned.output
+    else:
+        assert s.key(s.old["id"])["status"] == "deleted"
+        assert s.record()["previous_state"] == "deleted"
+        assert summary["deleted"] == [s.old["id"]] and summary["kept_active"] == []
+    assert_no_secret(result.output + cleaned.output, s.old["value"], new_value, s.admin)
 
 
 def test_check_mode_changes_nothing(setup_factory, ansible):
