@@ -79,6 +79,15 @@ options:
       - Without it OpenRouter lists and creates keys in the default workspace only, so a key in another workspace is
         invisible to look-ups.
     type: str
+  allow_insecure_http:
+    description:
+      - Accept a plain C(http://) O(base_url) (and, in M(apikeys.rotation.api_key_probe), C(health_url)) on a host
+        other than this host's loopback address. Credentials then cross the network unencrypted.
+      - Without it a URL must be C(https://), or C(http://) on C(localhost), C(127.0.0.0/8) or C([::1]).
+      - A link-local address (C(169.254.0.0/16), C(fe80::/10)), where cloud metadata services answer, is always
+        refused. Any C(user:password@) in a URL is never shown in a message or result.
+    type: bool
+    default: false
 requirements:
   - httpx (Python library, on the host that runs the module)
 notes:

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import re
 import typing as t
 
 FINGERPRINT_PREFIX = "sha256:"
@@ -37,3 +39,51 @@ class RotationError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+_URL_RE = re.compile(r"^(?P<scheme>https?)://(?:(?P<userinfo>[^@/?#\s]*)@)?(?P<host>\[[^\]/]+\]|[^:/?#\s]+)(?::\d+)?(?:[/?#].*)?$",
+                     re.I)
+
+
+def shown_url(url: t.Any) -> str:
+    """A URL as messages and records show it: any ``user:password@`` removed."""
+    text = str(url if url is not None else "")
+    return re.sub(r"^(\w+://)[^@/?#\s]*@", r"\1", text.strip())
+
+
+def url_host_kind(host: str) -> str:
+    """``loopback``, ``link-local`` (cloud metadata addresses live there) or ``other``."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return "link-local" if name in METADATA_HOSTS else "other"
+    mapped = getattr(address, "ipv4_mapped", None) or address
+    if mapped.is_loopback:
+        return "loopback"
+    if mapped.is_link_local:
+        return "link-local"
+    return "other"
+
+
+#: cloud metadata services by name (their addresses are link-local)
+METADATA_HOSTS = ("metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal")
+
+
+def check_url(url: t.Any, option: str, allow_insecure_http: bool = False) -> str:
+    """A base URL or health URL that may be sent a credential: ``https://``, or ``http://`` on loopback only
+    (unless ``allow_insecure_http``), never a link-local or cloud metadata address. Messages never show userinfo."""
+    text = str(url if url is not None else "").strip()
+    match = _URL_RE.match(text)
+    if not match:
+        raise RotationError("%s must be an https:// URL, got %r" % (option, shown_url(text)))
+    kind = url_host_kind(match.group("host"))
+    if kind == "link-local":
+        raise RotationError("%s points at a link-local address (%s), where cloud metadata services answer: refused, "
+                            "so that no credential is sent there" % (option, shown_url(text)))
+    if match.group("scheme").lower() == "http" and kind != "loopback" and not allow_insecure_http:
+        raise RotationError("%s must be https:// (got %s): plain http:// is accepted only on this host's loopback "
+                            "address, or with allow_insecure_http=true" % (option, shown_url(text)))
+    return text

@@ -177,6 +177,10 @@ def status_of(exc: BaseException) -> t.Optional[int]:
     return None
 
 
+# What a Go TLS listener answers to a plain HTTP request.
+PLAIN_HTTP_TO_TLS = "Client sent an HTTP request to an HTTPS server"
+
+
 def _reason_of_connection_error(exc: BaseException) -> str:
     text = str(exc)
     lowered = text.lower()
@@ -589,6 +593,10 @@ class VaultConnection:
 
     def connect(self) -> "VaultConnection":
         session = requests.Session()
+        # hvac takes ``verify`` from a session it is handed, not from its own argument: set it here, so that
+        # ca_cert / VAULT_CACERT / validate_certs apply. A CA file given this way is also the only one trusted:
+        # requests consults REQUESTS_CA_BUNDLE only while verify is True.
+        session.verify = self.verify
         session.hooks["response"].append(self._record_status)
         self.client = hvac.Client(url=self.url, token="", verify=self.verify, timeout=self.timeout,
                                   namespace=self.params.get("namespace") or None, session=session)
@@ -597,6 +605,11 @@ class VaultConnection:
 
     def _record_status(self, response: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
         self.last_status = response.status_code
+        if response.status_code == 400 and PLAIN_HTTP_TO_TLS in (response.text or "")[:200]:
+            raise VaultError(
+                "The Vault server at %s speaks TLS, but url (or VAULT_ADDR) says http://: use https://%s and give "
+                "the CA that signed its certificate with ca_cert (or VAULT_CACERT)."
+                % (self.url, self.url.split("://", 1)[-1]), "tls", 400)
         return response
 
     def call(self, op: Op, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:

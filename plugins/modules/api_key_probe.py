@@ -216,12 +216,11 @@ http:
   sample: {"requests": 1, "retries": 0, "retry_wait": 0.0}
 """
 
-import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import HttpClient, NetworkError
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, get_provider, run_module
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (
@@ -294,9 +293,7 @@ def probe_provider(module, successes, interval):
 
 def probe_health(module, successes, interval):
     params = module.params
-    url = (params["health_url"] or "").strip()
-    if not re.match(r"^https?://[^/\s]+", url, re.I):
-        raise RotationError("health_url must be an http:// or https:// URL, got %r" % url)
+    url = check_url(params["health_url"], "health_url", params["allow_insecure_http"])
     expected = (params["expected_fingerprint"] or "").strip().lower()
     if not FINGERPRINT_RE.match(expected):
         raise RotationError("expected_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r"

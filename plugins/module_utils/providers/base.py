@@ -14,7 +14,7 @@ import re
 import time
 import typing as t
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import (
     HttpClient,
     NetworkError,
@@ -43,6 +43,7 @@ def provider_argument_spec(provider_names: t.Sequence[str], provider_required: b
         openai_service_account_id=dict(type="str"),
         anthropic_workspace_id=dict(type="str"),
         openrouter_workspace_id=dict(type="str"),
+        allow_insecure_http=dict(type="bool", default=False),
     )
 
 
@@ -124,10 +125,16 @@ def resolve_options(params: t.Mapping[str, t.Any], provider_class: t.Type["Provi
     """
     env = os.environ if environ is None else environ
     name = provider_class.name
-    base_url = params.get("base_url") or env.get(provider_class.base_url_env) or provider_class.default_base_url
-    base_url = base_url.strip()
-    if not re.match(r"^https?://[^/\s]+", base_url, re.I):
-        raise RotationError("base_url must be an http:// or https:// URL, got %r" % base_url, provider=name)
+    if params.get("base_url"):
+        base_url, where = params["base_url"], "base_url"
+    elif env.get(provider_class.base_url_env):
+        base_url, where = env[provider_class.base_url_env], "%s (base_url)" % provider_class.base_url_env
+    else:
+        base_url, where = provider_class.default_base_url, "base_url"
+    try:
+        base_url = check_url(base_url, where, bool(params.get("allow_insecure_http")))
+    except RotationError as exc:
+        raise RotationError(str(exc) + ". The admin key is sent to this address. Nothing was sent", provider=name)
     admin_key = params.get("admin_key")
     source: t.Optional[str] = "admin_key" if admin_key else None
     if not admin_key and env.get(provider_class.admin_key_env):
