@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 # Copyright: contributors to the apikeys.rotation collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Re-extract the trimmed OpenAPI documents the contract test validates against.
@@ -92,7 +92,7 @@ def trim(doc: dict, provider: str) -> dict:
         if ref in seen or not ref.startswith("#/components/"):
             continue
         seen.add(ref)
-        _, _, section, name = ref.split("/", 3)
+        section, name = ref.split("/", 3)[2:]
         value = strip(doc["components"][section][name])
         out["components"].setdefault(section, {})[name] = value
         pending.extend(refs(value))
@@ -105,7 +105,7 @@ def trim(doc: dict, provider: str) -> dict:
 
 
 def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("openai")
     parser.add_argument("openrouter")
     parser.add_argument("--source", action="append", default=[], metavar="PROVIDER=TEXT",

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,14 +47,15 @@ def bao_binary() -> str:
 
 
 def http_json(method: str, url: str, body: t.Any = None, headers: t.Optional[dict] = None,
-              timeout: float = 10.0) -> t.Tuple[int, t.Any]:
+              timeout: float = 10.0, cafile: t.Optional[str] = None) -> t.Tuple[int, t.Any]:
     """A tiny stdlib HTTP client for out-of-band checks (never the code under test)."""
     data = None if body is None else json.dumps(body).encode("utf-8")
     req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:
@@ -127,14 +129,72 @@ class OpenBaoDev:
         return self.proc.pid if self.proc else None
 
 
+def make_ca(directory: str, name: str) -> t.Tuple[str, t.Any, t.Any]:
+    """A throw-away certificate authority: (PEM path, key, certificate)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    path = os.path.join(directory, name + ".pem")
+    with open(path, "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    return path, key, cert
+
+
+def make_server_cert(directory: str, ca_key: t.Any, ca_cert: t.Any) -> t.Tuple[str, str]:
+    """A server certificate for 127.0.0.1 and localhost signed by the CA: (cert path, key path)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openbao")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = os.path.join(directory, "server.pem"), os.path.join(directory, "server-key.pem")
+    with open(cert_path, "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    os.chmod(key_path, 0o600)
+    return cert_path, key_path
+
+
 class OpenBaoRaft:
     """A persistent OpenBao (raft storage) that tests can seal, unseal, stop and restart."""
+
+    #: a CA file for out-of-band calls (TLS servers only)
+    cafile: t.Optional[str] = None
+    scheme = "http"
 
     def __init__(self, workdir: str) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.cluster_port = free_port()
-        self.addr = "http://127.0.0.1:%d" % self.port
+        self.addr = "%s://127.0.0.1:%d" % (self.scheme, self.port)
         self.proc: t.Optional[subprocess.Popen] = None
         self.root_token: t.Optional[str] = None
         self.unseal_key: t.Optional[str] = None
@@ -156,12 +216,22 @@ class OpenBaoRaft:
                 listener "tcp" {
                   address = "127.0.0.1:%(port)d"
                   cluster_address = "127.0.0.1:%(cport)d"
-                  tls_disable = true
+                  %(tls)s
                 }
-                """) % {"port": self.port, "cport": self.cluster_port, "data": data_dir})
+                """) % {"port": self.port, "cport": self.cluster_port, "data": data_dir, "tls": self._listener_tls()})
+
+    def _listener_tls(self) -> str:
+        return "tls_disable = true"
+
+    def http(self, method: str, path: str, body: t.Any = None, token: t.Optional[str] = None,
+             timeout: float = 10.0) -> t.Tuple[int, t.Any]:
+        """An out-of-band call to the server (root token unless another is given)."""
+        headers = {"X-Vault-Token": token or self.root_token} if (token or self.root_token) else {}
+        return http_json(method, self.addr + "/v1/" + path.lstrip("/"), body, headers=headers, timeout=timeout,
+                         cafile=self.cafile)
 
     def _health(self) -> int:
-        return http_json("GET", self.addr + "/v1/sys/health", timeout=1)[0]
+        return http_json("GET", self.addr + "/v1/sys/health", timeout=1, cafile=self.cafile)[0]
 
     def start(self) -> "OpenBaoRaft":
         os.makedirs(self.workdir, exist_ok=True)
@@ -176,7 +246,7 @@ class OpenBaoRaft:
         wait_for(lambda: self._health() in (200, 429, 501, 503), 30, "OpenBao raft server to listen")
         if self._health() == 501:
             status, body = http_json("PUT", self.addr + "/v1/sys/init",
-                                     {"secret_shares": 1, "secret_threshold": 1}, timeout=120)
+                                     {"secret_shares": 1, "secret_threshold": 1}, timeout=120, cafile=self.cafile)
             if status != 200:
                 raise RuntimeError("OpenBao init failed: %s %s" % (status, body))
             self.root_token = body["root_token"]
@@ -188,20 +258,18 @@ class OpenBaoRaft:
         return self
 
     def _enable_kv(self) -> None:
-        headers = {"X-Vault-Token": self.root_token}
-        status, body = http_json("POST", self.addr + "/v1/sys/mounts/secret",
-                                 {"type": "kv", "options": {"version": "2"}}, headers=headers)
+        status, body = self.http("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
         if status not in (200, 204):
             raise RuntimeError("enabling KV v2 failed: %s %s" % (status, body))
 
     def seal(self) -> None:
-        status, body = http_json("PUT", self.addr + "/v1/sys/seal", headers={"X-Vault-Token": self.root_token})
+        status, body = self.http("PUT", "sys/seal")
         if status not in (200, 204):
             raise RuntimeError("seal failed: %s %s" % (status, body))
         wait_for(lambda: self._health() == 503, 10, "OpenBao to report sealed")
 
     def unseal(self) -> None:
-        status, body = http_json("PUT", self.addr + "/v1/sys/unseal", {"key": self.unseal_key})
+        status, body = http_json("PUT", self.addr + "/v1/sys/unseal", {"key": self.unseal_key}, cafile=self.cafile)
         if status != 200:
             raise RuntimeError("unseal failed: %s %s" % (status, body))
         wait_for(lambda: self._health() == 200, 30, "OpenBao to become active")
@@ -212,6 +280,52 @@ class OpenBaoRaft:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class OpenBaoTLS(OpenBaoRaft):
+    """A production-like OpenBao: raft storage, a TLS listener with a CA made here, AppRole with a least policy.
+
+    ``mount`` is a KV v2 mount of its own (not ``secret/``) and ``prefix`` the path prefix the policies grant;
+    ``approle(name, policy_text)`` makes a role and returns its role_id and a secret_id. The collection under test
+    never sees the root token.
+    """
+
+    scheme = "https"
+
+    def __init__(self, workdir: str, mount: str = "kv-prod", prefix: str = "apps") -> None:
+        os.makedirs(workdir, exist_ok=True)
+        self.cafile, ca_key, ca_cert = make_ca(workdir, "test-ca")
+        self.wrong_cafile = make_ca(workdir, "other-ca")[0]
+        self.cert_file, self.key_file = make_server_cert(workdir, ca_key, ca_cert)
+        self.mount = mount
+        self.prefix = prefix
+        super().__init__(workdir)
+
+    def _listener_tls(self) -> str:
+        return 'tls_cert_file = "%s"\n                  tls_key_file = "%s"' % (self.cert_file, self.key_file)
+
+    def _enable_kv(self) -> None:
+        for path, body in (("sys/mounts/" + self.mount, {"type": "kv", "options": {"version": "2"}}),
+                           ("sys/auth/approle", {"type": "approle"})):
+            status, answer = self.http("POST", path, body)
+            if status not in (200, 204):
+                raise RuntimeError("%s failed: %s %s" % (path, status, answer))
+
+    def approle(self, name: str, policy: str, secret_id_num_uses: int = 0, token_ttl: str = "1h") -> t.Dict[str, str]:
+        for path, body in (("sys/policies/acl/" + name, {"policy": policy}),
+                           ("auth/approle/role/" + name, {"token_policies": [name], "token_ttl": token_ttl,
+                                                          "secret_id_num_uses": secret_id_num_uses})):
+            status, answer = self.http("POST", path, body)
+            if status not in (200, 204):
+                raise RuntimeError("%s failed: %s %s" % (path, status, answer))
+        role_id = self.http("GET", "auth/approle/role/%s/role-id" % name)[1]["data"]["role_id"]
+        secret_id = self.http("POST", "auth/approle/role/%s/secret-id" % name, {})[1]["data"]["secret_id"]
+        return {"role_id": role_id, "secret_id": secret_id}
+
+    def token_count(self) -> int:
+        """How many tokens exist (accessor list, root token excluded)."""
+        status, body = self.http("LIST", "auth/token/accessors")
+        return len(body["data"]["keys"]) - 1 if status == 200 else 0
 
 
 class Emulator:

@@ -381,7 +381,7 @@ def limited_token(vault: hvac.Client, prefix: str) -> str:
     """A token that may only read and write the keys under ``prefix`` (no default policy), as a job would get."""
     policy = """
 path "secret/data/%(p)s/*" { capabilities = ["create", "read", "update"] }
-path "secret/metadata/%(p)s/*" { capabilities = ["create", "read", "update"] }
+path "secret/metadata/%(p)s/*" { capabilities = ["read", "update"] }
 """ % {"p": prefix}
     vault.sys.create_or_update_policy(name="awx-" + prefix, policy=policy)
     token = vault.auth.token.create(policies=["awx-" + prefix], no_default_policy=True, ttl="1h")

@@ -105,7 +105,9 @@ def revoke_out_of_band(s: Setup, key_id: str) -> None:
         status = http_json("POST", base + "/v1/organizations/api_keys/" + key_id, {"status": "inactive"},
                            headers={"x-api-key": s.admin, "anthropic-version": "2023-06-01"})[0]
     elif s.provider == "openai":
-        status = http_json("DELETE", "%s/organization/projects/%s/api_keys/%s" % (base, s.project, key_id),
+        # the key's own service account goes with it (OpenAI's published reference refuses a per-key DELETE)
+        account = [k for k in s.keys() if k["id"] == key_id][0]["service_account_id"]
+        status = http_json("DELETE", "%s/organization/projects/%s/service_accounts/%s" % (base, s.project, account),
                            headers={"Authorization": "Bearer " + s.admin})[0]
     else:
         status = http_json("PATCH", base + "/keys/" + key_id, {"disabled": True}, headers={"Authorization": "Bearer " + s.admin})[0]

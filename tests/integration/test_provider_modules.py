@@ -191,11 +191,10 @@ def test_openai_second_key_on_a_configured_account(ansible, emulator, reading):
                service_account_id=live["service_account_id"])
     defaults = {"provider": "openai", "base_url": emulator.base_url("openai"), "admin_key": "{{ admin_key }}",
                 "openai_project_id": live["project_id"], "openai_service_account_id": live["service_account_id"]}
-    tasks = [task("delete", "provider_key_revoke", {"key_id": old["id"], "state": "deleted",
-                                                     "protect_key_id": live["id"]}, register="gone",
-                  ignore_errors=True),
-             task("delete or keep", "provider_key_revoke", {"key_id": old["id"], "state": "deleted",
-                                                             "on_refused": "warn"}, register="kept")]
+    delete = {"key_id": old["id"], "state": "deleted", "protect_key_id": live["id"]}
+    keep = {"key_id": old["id"], "state": "deleted", "on_refused": "warn"}
+    tasks = [task("delete", "provider_key_revoke", delete, register="gone", ignore_errors=True),
+             task("delete or keep", "provider_key_revoke", keep, register="kept")]
     result = ansible.run_playbook(play(tasks, defaults=defaults), verbosity=4, extra_vars={"admin_key": admin})
     assert result.rc == 0, result
     statuses = {k["id"]: k["status"] for k in state_keys(emulator, "openai")}
@@ -585,7 +584,7 @@ def test_probe_health_url_mode(ansible, health_app):
     assert (outcome["closed port"]["live"], outcome["closed port"]["status"]) == (False, None)
     for name in outcome:
         assert result.result(name)["event"] == "ok", name
-    assert "health_url must be an http:// or https:// URL" in msg(result.result("not http"))
+    assert "health_url must be an https:// URL" in msg(result.result("not http"))
     assert "expected_fingerprint must be sha256:" in msg(result.result("bad fingerprint"))
     assert "expected_fingerprint" in msg(result.result("no fingerprint"))
     for name in ("not http", "bad fingerprint", "no fingerprint"):

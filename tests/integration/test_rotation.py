@@ -47,15 +47,22 @@ def fp(value: str) -> str:
 class Setup:
     """One key under rotation: Vault secret, provider keys, inventory and environment."""
 
-    def __init__(self, provider: str, openbao, emulator, kv_path: str) -> None:
+    def __init__(self, provider: str, openbao, emulator, kv_path: str, mount: str = "secret",
+                 vault_env: t.Optional[t.Dict[str, str]] = None) -> None:
+        """``vault_env`` replaces the root-token connection the collection gets (a TLS server with AppRole)."""
         self.provider = provider
         self.emulator = emulator
         self.kv_path = kv_path
-        self.vault = hvac.Client(url=openbao.addr, token=openbao.root_token)
+        self.mount = mount
+        # out of band: plain hvac with the root token (and the server's CA, when it has one)
+        self.vault = hvac.Client(url=openbao.addr, token=openbao.root_token,
+                                 verify=getattr(openbao, "cafile", None) or True)
         self.admin = emulator.control("POST", "keys", {"provider": provider, "kind": "admin"})["value"]
-        self.env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token,
-                    ADMIN_ENV[provider]: self.admin, BASE_ENV[provider]: emulator.base_url(provider)}
+        self.env = dict(vault_env or {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token})
+        self.env.update({ADMIN_ENV[provider]: self.admin, BASE_ENV[provider]: emulator.base_url(provider)})
         self.hostvars: t.Dict[str, t.Any] = {"provider": provider, "vault_path": kv_path}
+        if mount != "secret":
+            self.hostvars["vault_mount"] = mount
         self.hostvars.update(FAST)
         body: t.Dict[str, t.Any] = {"provider": provider, "kind": "api", "name": "initial"}
         if provider == "openai":
@@ -74,7 +81,7 @@ class Setup:
         """Anthropic cannot create keys by API: a person makes one in the Console and stages it in Vault."""
         self.console = self.emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "console-made"})
         self.vault.secrets.kv.v2.create_or_update_secret(path=self.kv_path + "-next", secret={"api_key": self.console["value"]},
-                                                         mount_point="secret")
+                                                         mount_point=self.mount)
         self.hostvars["new_api_key_vault_path"] = self.kv_path + "-next"
         return self.console
 
@@ -89,7 +96,7 @@ class Setup:
         return staged
 
     def write_secret(self, value: str) -> None:
-        self.vault.secrets.kv.v2.create_or_update_secret(path=self.kv_path, secret={"api_key": value}, mount_point="secret")
+        self.vault.secrets.kv.v2.create_or_update_secret(path=self.kv_path, secret={"api_key": value}, mount_point=self.mount)
 
     def inventory(self, **extra: t.Any) -> dict:
         hostvars = dict(self.hostvars, **extra)
@@ -98,13 +105,13 @@ class Setup:
     # -- out-of-band reads -------------------------------------------------------
 
     def metadata(self) -> dict:
-        return self.vault.secrets.kv.v2.read_secret_metadata(path=self.kv_path, mount_point="secret")["data"]
+        return self.vault.secrets.kv.v2.read_secret_metadata(path=self.kv_path, mount_point=self.mount)["data"]
 
     def record(self) -> dict:
         return self.metadata().get("custom_metadata") or {}
 
     def value(self, version: t.Optional[int] = None) -> str:
-        read = self.vault.secrets.kv.v2.read_secret_version(path=self.kv_path, version=version, mount_point="secret",
+        read = self.vault.secrets.kv.v2.read_secret_version(path=self.kv_path, version=version, mount_point=self.mount,
                                                             raise_on_deleted_version=True)
         return read["data"]["data"]["api_key"]
 
@@ -359,13 +366,18 @@ class HealthServer:
 def test_application_never_reports_new_key_restores_previous(setup_factory, ansible):
     s = setup_factory("openrouter")
     health = HealthServer(fp(s.old["value"]))
+    # credentials in the URL (sent as basic auth) are never shown in a message or the record
+    password = "pw-%s" % os.urandom(6).hex()
+    with_userinfo = health.url.replace("http://", "http://probe:%s@" % password)
     try:
-        result = ansible.run_playbook(ROTATE, inventory=s.inventory(health_url=health.url, rotate_probe_retries=3),
+        result = ansible.run_playbook(ROTATE, inventory=s.inventory(health_url=with_userinfo, rotate_probe_retries=3),
                                       extra_vars={"rotate_force": True}, env=s.env)
     finally:
         health.close()
     assert result.rc != 0, result
     assert "did not report the key" in result.output and "Vault was restored" in result.output
+    assert health.url in result.output and password not in result.output
+    assert password not in json.dumps(s.metadata())
     # Nothing was revoked; Vault serves the proven old key again as its newest version.
     assert s.key(s.old["id"])["status"] == "active"
     meta = s.metadata()
@@ -460,7 +472,7 @@ def test_rerun_finishes_a_killed_rotation(point, setup_factory, ansible):
     if point == "inside-store":
         # The run wrote the key, then died before the record said so.
         record = s.record()
-        s.vault.secrets.kv.v2.update_metadata(path=s.kv_path, mount_point="secret", custom_metadata=dict(
+        s.vault.secrets.kv.v2.update_metadata(path=s.kv_path, mount_point=s.mount, custom_metadata=dict(
             record, stage="creating", key_id=record["previous_key_id"], fingerprint=record["previous_fingerprint"],
             pending_key_id=record["key_id"], pending_fingerprint=record["fingerprint"]))
     version_before_rerun = s.metadata()["current_version"]

@@ -20,7 +20,8 @@ def run(env_extra, *args):
     env = {k: v for k, v in os.environ.items()
            if not k.endswith(("_ADMIN_KEY", "_MANAGEMENT_KEY", "_API_KEY", "_BASE_URL"))}
     env.update(env_extra)
-    proc = subprocess.run([sys.executable, SCRIPT] + list(args), env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, SCRIPT] + list(args), env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

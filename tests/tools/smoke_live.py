@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 # Copyright: contributors to the apikeys.rotation collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Live check, read-only: do the collection's assumptions hold on your provider accounts?
@@ -98,9 +98,8 @@ def run_checks(provider: t.Any, report: Report, key_in_use: t.Optional[str]) -> 
         report.add("ok", "list visibility", "keys of %s only (set OPENROUTER_WORKSPACE_ID / openrouter_workspace_id "
                    "for another workspace)" % ("workspace " + where if where else "the default workspace"))
     hintless = [r.id for r in usable if not r.redacted_hint]
-    report.add("ok" if not hintless else "warn", "redacted hints",
-               "%d usable keys have no hint%s" % (len(hintless), (": adopt them with current_key_id (%s)"
-                                                                 % ", ".join(hintless[:5])) if hintless else ""))
+    adopt = (": adopt them with current_key_id (%s)" % ", ".join(hintless[:5])) if hintless else ""
+    report.add("ok" if not hintless else "warn", "redacted hints", "%d usable keys have no hint%s" % (len(hintless), adopt))
     if key_in_use is None:
         report.add("warn", "key in use", "not given (%s): hint match and probe skipped" % KEY_IN_USE[provider.name])
         return
@@ -149,9 +148,10 @@ def main(argv: t.Optional[t.Sequence[str]] = None, environ: t.Optional[t.Mapping
         return 2
     reports = [check(name, env) for name in names]
     if args.json:
-        print(json.dumps({r.provider: {"holds": r.holds, "findings": [dict(zip(("result", "check", "detail"), f))
-                                                                     for f in r.findings]} for r in reports},
-                         indent=2))
+        findings = {r.provider: {"holds": r.holds,
+                                 "findings": [dict(zip(("result", "check", "detail"), f)) for f in r.findings]}
+                    for r in reports}
+        print(json.dumps(findings, indent=2))
     else:
         print(render(reports))
     return 0 if all(r.holds for r in reports) else 1

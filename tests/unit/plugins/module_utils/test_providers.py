@@ -107,7 +107,8 @@ def make(name, routes, **params):
     api = Api(routes)
     base = {"anthropic": "http://emu/anthropic", "openai": "http://emu/openai/v1",
             "openrouter": "http://emu/openrouter/api/v1"}[name]
-    values = {"provider": name, "base_url": base, "admin_key": ADMIN[name], "retries": 1}
+    # the mock transport answers any host; http:// to a non-loopback host needs the explicit opt-in
+    values = {"provider": name, "base_url": base, "admin_key": ADMIN[name], "retries": 1, "allow_insecure_http": True}
     values.update(params)
     provider = get_provider(values, environ={}, transport=httpx.MockTransport(api), sleep=lambda s: None)
     return provider, api
@@ -173,10 +174,41 @@ def test_defaults_are_the_official_urls():
 
 
 def test_base_url_env_fallback_and_option_precedence():
-    environ = {"OPENAI_BASE_URL": "http://emu/openai/v1", "ANTHROPIC_BASE_URL": "http://other"}
-    assert opts("openai", environ=environ).base_url == "http://emu/openai/v1"
+    environ = {"OPENAI_BASE_URL": "http://127.0.0.1:8787/openai/v1", "ANTHROPIC_BASE_URL": "https://other"}
+    assert opts("openai", environ=environ).base_url == "http://127.0.0.1:8787/openai/v1"
     assert opts("openai", {"base_url": "https://proxy/v1"}, environ).base_url == "https://proxy/v1"
     assert opts("openrouter", environ=environ).base_url == "https://openrouter.ai/api/v1"
+
+
+@pytest.mark.parametrize("url, allowed, words", [
+    ("https://proxy.example.com/v1", False, None),
+    ("http://localhost:8787/v1", False, None),
+    ("http://[::1]:8787/v1", False, None),
+    ("http://127.0.0.2/v1", False, None),
+    ("http://proxy.example.com/v1", False, "must be https://"),
+    ("http://proxy.example.com/v1", True, None),
+    ("http://169.254.169.254/latest", True, "link-local"),
+    ("https://169.254.169.254/latest", False, "link-local"),
+    ("http://[fe80::1]/v1", True, "link-local"),
+    ("https://metadata.google.internal/v1", False, "link-local"),
+    ("https://user:s3cret@proxy.example.com/v1", False, None),
+    ("ftp://proxy.example.com", False, "must be an https:// URL"),
+])
+def test_base_url_must_be_https_except_loopback(url, allowed, words):
+    params = {"base_url": url, "allow_insecure_http": allowed}
+    if words is None:
+        assert opts("openai", params).base_url == url
+        return
+    with pytest.raises(RotationError) as info:
+        opts("openai", params)
+    assert words in str(info.value) and "Nothing was sent" in str(info.value)
+
+
+def test_userinfo_never_shown_in_url_errors():
+    with pytest.raises(RotationError) as info:
+        opts("openai", {"base_url": "http://user:s3cret@proxy.example.com/v1"})
+    assert "s3cret" not in str(info.value) and "user:" not in str(info.value)
+    assert "http://proxy.example.com/v1" in str(info.value)
 
 
 @pytest.mark.parametrize("provider, env", [("anthropic", "ANTHROPIC_ADMIN_KEY"), ("openai", "OPENAI_ADMIN_KEY"),
@@ -443,8 +475,9 @@ def test_openai_create_for_a_service_account(keys):
                          openai_service_account_id="svc_acct_abc")
     created = provider.create("search-2")
     assert created.value == value
-    assert created.record.as_dict() == {"id": "key_new", "name": "search-2", "status": "active",
-                                        "created_at": "2026-01-01T00:00:00Z", "redacted_hint": value[:6] + "..." + value[-3:],
+    assert created.record.as_dict() == {"id": "key_new", "name": "search-2", "status": "active", "key_name": "search-2",
+                                        "created_at": "2026-01-01T00:00:00Z",
+                                        "redacted_hint": value[:6] + "..." + value[-3:],
                                         "project_id": "proj_1", "service_account_id": "svc_acct_abc"}
     assert json.loads(api.requests[0].content) == {"name": "search-2"}
 
@@ -469,10 +502,12 @@ def test_openai_has_no_disable_and_sends_nothing():
 
 
 def openai_key(key_id, account=None, name="k"):
-    owner = ({"type": "service_account", "service_account": {"id": account, "name": "sa-" + account, "role": "member",
-                                                              "created_at": 1}}
-             if account else {"type": "user", "user": {"id": "user_1", "name": "Ada", "email": "a@example.com",
-                                                       "role": "owner", "created_at": 1}})
+    if account:
+        owner = {"type": "service_account",
+                 "service_account": {"id": account, "name": "sa-" + account, "role": "member", "created_at": 1}}
+    else:
+        owner = {"type": "user",
+                 "user": {"id": "user_1", "name": "Ada", "email": "a@example.com", "role": "owner", "created_at": 1}}
     return {"object": "organization.project.api_key", "redacted_value": "sk-svc...abc", "name": name, "id": key_id,
             "created_at": 1, "last_used_at": None, "owner_project_access": "active", "owner": owner}
 
@@ -498,11 +533,11 @@ SA_PATH = "/openai/v1/organization/projects/proj_1/service_accounts/"
 def test_openai_revoke_is_safe_under_both_readings(case, owner, listed, configured, expect, reading):
     keys_page = {"object": "list", "data": [openai_key(k, a) for k, a in listed], "first_id": listed[0][0],
                  "last_id": listed[-1][0], "has_more": False}
+    sa_deleted = {"object": "organization.project.service_account.deleted", "id": owner, "deleted": True}
     routes = {("GET", OPENAI_KEYS + "/key_1"): (200, openai_key("key_1", owner)),
               ("GET", OPENAI_KEYS): lambda request: (200, keys_page),
               ("DELETE", OPENAI_KEYS + "/key_1"): REFUSED if (reading == "refuse" and owner) else DELETED,
-              ("DELETE", SA_PATH + str(owner)): (200, {"object": "organization.project.service_account.deleted",
-                                                        "id": owner, "deleted": True})}
+              ("DELETE", SA_PATH + str(owner)): (200, sa_deleted)}
     params = {"openai_project_id": "proj_1"}
     if configured:
         params["openai_service_account_id"] = configured
@@ -659,7 +694,7 @@ def test_probe_never_raises(load_fixture, keys):
 def test_probe_network_error_is_not_live(keys):
     def refuse(request):
         raise httpx.ConnectError("connection refused")
-    provider = get_provider({"provider": "openrouter", "base_url": "http://emu", "retries": 0}, environ={},
+    provider = get_provider({"provider": "openrouter", "base_url": "http://127.0.0.1:9", "retries": 0}, environ={},
                             transport=httpx.MockTransport(refuse), sleep=lambda s: None)
     result = provider.probe(keys["openrouter"])
     assert (result.live, result.status) == (False, None)

@@ -632,3 +632,31 @@ def test_write_applied_before_its_answer_was_lost_is_success():
     assert kv.write({"api_key": "mine"}, 5) == 6
     posts = [r for r in adapter.requests if r[0] == "POST"]
     assert len(posts) == 2 and posts[0][2]["json"] == {"data": {"api_key": "mine"}, "options": {"cas": 5}}
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"ca_cert": "CA"}, "CA"),
+    ({"validate_certs": False}, False),
+    ({}, True),
+])
+def test_the_ca_setting_reaches_the_session_hvac_uses(tmp_path, params, expected):
+    """hvac takes verify from the session it is handed: the session must carry ca_cert / validate_certs."""
+    if params.get("ca_cert"):
+        params = dict(params, ca_cert=str(tmp_path / "ca.pem"))
+        (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+        expected = params["ca_cert"]
+    conn = VaultConnection(dict({"url": "https://vault.example.com:8200", "auth_method": "token", "token": "s.t"},
+                                **params), env={})
+    conn.connect()
+    assert conn.client.adapter.session.verify == expected
+
+
+def test_plain_http_to_a_tls_listener_is_named():
+    conn = VaultConnection({"url": "http://127.0.0.1:8200", "auth_method": "token", "token": "s.t"}, env={})
+    response = requests.models.Response()
+    response.status_code = 400
+    response._content = b"Client sent an HTTP request to an HTTPS server.\n"
+    with pytest.raises(vault.VaultError) as info:
+        conn._record_status(response)
+    assert "speaks TLS, but url (or VAULT_ADDR) says http://" in str(info.value)
+    assert "https://127.0.0.1:8200" in str(info.value)

@@ -20,7 +20,7 @@ from ansible_collections.apikeys.rotation.plugins.modules import api_key_probe  
 
 KEY = "sk-or-v1-" + "0123456789abcdef" * 4
 FP = "sha256:0123456789ab"
-BASE = "http://emu/api/v1"
+BASE = "http://127.0.0.1:9/api/v1"
 
 
 class Answers:
@@ -188,7 +188,7 @@ def test_out_of_range_successes_fail_before_any_request(capsys, sleeps, provider
 def test_health_consecutive_successes(capsys, sleeps, health_answers):
     live = (200, {"live": True, "fingerprint": FP})
     api = health_answers([live])
-    args = {"health_url": "http://app.internal/healthz/key", "expected_fingerprint": FP, "retries": 0,
+    args = {"health_url": "http://127.0.0.1:9/healthz/key", "expected_fingerprint": FP, "retries": 0,
             "successes": 2, "interval": 1}
     result = run(args, capsys)
     assert (result["live"], result["mode"], result["probes"], result["successes"]) == (True, "health", 2, 2)
