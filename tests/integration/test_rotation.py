@@ -567,6 +567,24 @@ def test_rollback_after_disable_brings_old_key_back(setup_factory, ansible):
     assert s.metadata()["current_version"] == 3
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_rollback_check_mode_reports_the_plan_and_changes_nothing(provider, setup_factory, ansible):
+    s = setup_factory(provider)
+    assert ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env).rc == 0
+    def statuses():
+        return sorted((k["id"], k["status"], k["name"]) for k in s.keys())
+
+    keys_before, meta_before = statuses(), s.metadata()
+    result = ansible.run_playbook(ROLLBACK, inventory=s.inventory(), env=s.env, args=["-l", HOST], check=True)
+    assert result.rc == 0, result
+    summary = task_result(result, "Rollback | summary")["msg"]
+    assert summary["result"].startswith("would roll back: ")
+    assert ("re-enable " + s.old["id"] in summary["result"]) is (provider != "openai")
+    assert summary["re_enabled"] in (False, "False")
+    assert "was re-enabled" not in result.output
+    assert statuses() == keys_before and s.metadata() == meta_before
+
+
 def test_rollback_after_delete_refuses_and_changes_nothing(setup_factory, ansible):
     s = setup_factory("openrouter")
     rotated = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_retire_state="deleted"),
