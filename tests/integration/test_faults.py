@@ -52,12 +52,13 @@ ENDPOINTS: t.Dict[str, t.Dict[str, t.Tuple[str, str, str]]] = {
     },
     "openai": {
         "list": ("GET", r"^/organization/projects/[^/]+/api_keys$", "/organization/projects/{project_id}/api_keys"),
-        "create": ("POST", r"^/organization/projects/[^/]+/service_accounts/[^/]+/api_keys$",
-                   "/organization/projects/{project_id}/service_accounts/{service_account_id}/api_keys"),
+        # each key on a service account of its own: create makes the account, revoke deletes it
+        "create": ("POST", r"^/organization/projects/[^/]+/service_accounts$",
+                   "/organization/projects/{project_id}/service_accounts"),
         "probe": ("GET", r"^/models$", "/models"),
         "get": ("GET", r"^/organization/projects/[^/]+/api_keys/[^/]+$", "/organization/projects/{project_id}/api_keys/{key_id}"),
-        "delete": ("DELETE", r"^/organization/projects/[^/]+/api_keys/[^/]+$",
-                   "/organization/projects/{project_id}/api_keys/{key_id}"),
+        "delete": ("DELETE", r"^/organization/projects/[^/]+/service_accounts/[^/]+$",
+                   "/organization/projects/{project_id}/service_accounts/{service_account_id}"),
     },
     "openrouter": {
         "list": ("GET", r"^/keys$", "/keys"),
@@ -250,11 +251,14 @@ def assert_safe(s: Setup, before: t.Set[str]) -> None:
         # The old key may only be retired once a proven new key is what Vault serves.
         assert served != s.old["value"] and record.get("stage") in (None, "verified"), record
     in_vault = {fp(value) for value in vault_values(s)}
+    # OpenAI names a new service account's first key "Secret Key": the rotation's name is the account's
+    accounts = {a["id"]: a["name"] for a in s.emulator.control("GET", "state")["openai"]["service_accounts"]}
     for key in s.keys():
         if key["id"] in before or key["status"] != "active" or key["fingerprint"] in in_vault:
             continue
         # A key the run made but never stored: the record names it, so the next run revokes it.
-        named = key["id"] == record.get("pending_key_id") or key["name"] == "%s-%s" % (HOST, record.get("rotation_id"))
+        names = {key["name"], accounts.get(key.get("service_account_id"))}
+        named = key["id"] == record.get("pending_key_id") or "%s-%s" % (HOST, record.get("rotation_id")) in names
         assert named and record.get("stage") == "creating", "an active key nobody will revoke: %s, record %s" % (key, record)
 
 
@@ -511,6 +515,12 @@ def test_vault_down_at_a_stage(fault, stage, raft, emulator, kv_path, ansible):
         assert "is sealed" in outcome.output and "Unseal it" in outcome.output, outcome
     else:
         assert "Cannot reach the Vault server" in outcome.output and "connection refused" in outcome.output, outcome
+    if stage == "verify":
+        # the stage, what is served now, and the recovery with the lease
+        assert "Vault became unavailable during verify" in outcome.output, outcome
+        assert "Nothing was restored, revoked or recorded" in outcome.output and "stage=stored" in outcome.output
+        assert "-e rotate_lease_break=" in outcome.output and "Unknown error" not in outcome.output
+        assert "Superseded" not in outcome.output, "a Vault outage is not another writer"
     bring_back(raft)
     assert_safe(s, before)
     expect_stopped_at(s, stage)
