@@ -187,7 +187,7 @@ def test_openai_clients_and_emulator_follow_the_published_document(emulator):
     assert {r.id for r in own.find()} >= {first["id"], restricted["id"], hidden["id"]}
     # create on a service account of its own, then a second key on a configured account
     made = own.create("apikeys-rotation-1")
-    assert made.record.name == "Secret Key" and made.record.extra["service_account_name"] == "apikeys-rotation-1"
+    assert made.record.extra["key_name"] == "Secret Key" and made.record.extra["service_account_name"] == "apikeys-rotation-1"
     assert own.find(name="apikeys-rotation-1")[0].id == made.record.id
     shared = contract.client(admin, openai_project_id=project, openai_service_account_id=first["service_account_id"])
     second = shared.create("apikeys-rotation-2")

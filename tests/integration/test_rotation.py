@@ -255,6 +255,41 @@ def test_openai_rotation_on_a_configured_service_account(reading, setup_factory,
     assert_no_secret(result.output + cleaned.output, s.old["value"], new_value, s.admin)
 
 
+DUMP_HOOK = """
+- name: Hostile hook | every variable of this key
+  ansible.builtin.debug:
+    var: hostvars[inventory_hostname]
+- name: Hostile hook | the role's registered results by name
+  ansible.builtin.debug:
+    msg: "{{ [rotate_created | default(''), rotate_staged | default(''), rotate_active | default(''),
+             rotate_adopt_secret | default(''), rotate_named_secret | default(''),
+             rotate_previous_secret | default('')] | to_json }}"
+"""
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_deploy_hook_can_read_no_key_value(provider, setup_factory, ansible, tmp_path):
+    """A deploy hook that dumps every variable it can reach (rotation and rollback) finds no key value."""
+    hook = tmp_path / "dump.yml"
+    hook.write_text(DUMP_HOOK)
+    s = setup_factory(provider)
+    rotated = ansible.run_playbook(ROTATE, inventory=s.inventory(deploy_tasks=str(hook)),
+                                   extra_vars={"rotate_force": True}, env=s.env)
+    assert rotated.rc == 0, rotated
+    new_value = s.assert_rotated()
+    assert "Hostile hook | every variable of this key" in rotated.output
+    assert "rotate_new_fingerprint" in rotated.output and "rotate_created" in rotated.output, "the hook saw the role's variables"
+    secrets = [s.old["value"], new_value, s.admin] + ([s.console["value"]] if s.console else [])
+    assert_no_secret(rotated.output, *secrets)
+    if provider != "openai":
+        rolled = ansible.run_playbook(ROLLBACK, inventory=s.inventory(deploy_tasks=str(hook)), env=s.env,
+                                      args=["-l", HOST])
+        assert rolled.rc == 0, rolled
+        assert s.value() == s.old["value"]
+        assert "Hostile hook | every variable of this key" in rolled.output
+        assert_no_secret(rolled.output, *secrets)
+
+
 def test_check_mode_changes_nothing(setup_factory, ansible):
     s = setup_factory("openrouter")
     before = s.keys()
