@@ -606,6 +606,7 @@ def test_rollback_after_disable_brings_old_key_back(setup_factory, ansible):
 def test_rollback_check_mode_reports_the_plan_and_changes_nothing(provider, setup_factory, ansible):
     s = setup_factory(provider)
     assert ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env).rc == 0
+
     def statuses():
         return sorted((k["id"], k["status"], k["name"]) for k in s.keys())
 
