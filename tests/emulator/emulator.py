@@ -292,6 +292,18 @@ def error_body(provider: str, err: ApiError, rid: str) -> dict:
     return {"error": {"code": err.status, "message": message}}
 
 
+def refuse_unknown(provider: str, unknown: t.Set[str], openrouter_message: str) -> None:
+    """A 400 in the provider's words for the first parameter or field it does not take."""
+    if not unknown:
+        return
+    name = sorted(unknown)[0][:64]
+    if provider == "openai":
+        raise ApiError(400, "Unrecognized request argument supplied: %s" % name, param=name, code="unknown_parameter")
+    if provider == "anthropic":
+        raise ApiError(400, "%s: Extra inputs are not permitted" % name)
+    raise ApiError(400, openrouter_message % name)
+
+
 class ControlError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -762,25 +774,9 @@ class Emulator:
     def _check_inputs(call: Call, route: Route) -> None:
         """Refuse query parameters and body fields the endpoint does not take, as the real APIs do."""
         if route.query is not None:
-            unknown = sorted(set(call.query) - route.query)
-            if unknown:
-                name = unknown[0][:64]
-                if call.provider == "openai":
-                    raise ApiError(400, "Unrecognized request argument supplied: %s" % name, param=name,
-                                   code="unknown_parameter")
-                if call.provider == "anthropic":
-                    raise ApiError(400, "%s: Extra inputs are not permitted" % name)
-                raise ApiError(400, "Unrecognized query parameter: %s" % name)
+            refuse_unknown(call.provider, set(call.query) - route.query, "Unrecognized query parameter: %s")
         if route.body is not None and call.method in ("POST", "PATCH", "PUT"):
-            unknown = sorted(set(call.json()) - route.body)
-            if unknown:
-                name = unknown[0][:64]
-                if call.provider == "openai":
-                    raise ApiError(400, "Unrecognized request argument supplied: %s" % name, param=name,
-                                   code="unknown_parameter")
-                if call.provider == "anthropic":
-                    raise ApiError(400, "%s: Extra inputs are not permitted" % name)
-                raise ApiError(400, "Unrecognized key(s) in object: '%s'" % name)
+            refuse_unknown(call.provider, set(call.json()) - route.body, "Unrecognized key(s) in object: '%s'")
 
     @staticmethod
     def _bearer(call: Call) -> t.Optional[str]:
