@@ -63,6 +63,9 @@ BEHAVIOURS = {
     "openai_service_account_key_delete": ("refuse", "allow"),
     # A scope-restricted OpenAI key on GET /models: both statuses are seen in the wild.
     "openai_restricted_status": (401, 403),
+    # Keys made through the OpenAI API: all permissions, or scoped so that they may not list models
+    # (an organisation whose default permissions restrict new keys).
+    "openai_new_key_scopes": ("all", "no-model-list"),
 }
 OPENAI_SA_KEY_DELETE_MESSAGE = "The API key belongs to a service account and cannot be deleted."
 # Default workspace of the OpenRouter account (its keys list without workspace_id).
@@ -1097,6 +1100,7 @@ class Emulator:
             return Response(200, body)
         # The published example names the first key "Secret Key", not after the account.
         key = self._new_sa_key(sa, "Secret Key")
+        self._apply_new_key_scopes(key)
         body["api_key"] = self._created_key_object(key)
         return Response(200, body)
 
@@ -1123,7 +1127,12 @@ class Emulator:
                            code="invalid_type")
         key = self._new_sa_key(sa, name or "Secret Key")
         key.scopes = scopes
+        self._apply_new_key_scopes(key)
         return self._created_key_object(key)
+
+    def _apply_new_key_scopes(self, key: Key) -> None:
+        if self.behaviour["openai_new_key_scopes"] == "no-model-list" and key.scopes is None:
+            key.scopes = ["model.request"]
 
     def _openai_key(self, call: Call) -> Key:
         project = self._project(call)

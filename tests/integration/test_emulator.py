@@ -848,5 +848,6 @@ def test_behaviour_switches_are_validated_and_reset(emulator):
         emulator.control("POST", "behaviour", {"colour": "red"})
     emulator.control("POST", "behaviour", {"openai_service_account_key_delete": "allow"})
     emulator.control("POST", "reset")
-    expected = {"openai_service_account_key_delete": "refuse", "openai_restricted_status": 401}
+    expected = {"openai_service_account_key_delete": "refuse", "openai_restricted_status": 401,
+                "openai_new_key_scopes": "all"}
     assert emulator.control("GET", "behaviour") == expected

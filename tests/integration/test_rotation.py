@@ -290,6 +290,26 @@ def test_a_deploy_hook_can_read_no_key_value(provider, setup_factory, ansible, t
         assert_no_secret(rolled.output, *secrets)
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_restricted_new_key_is_proven_live_not_restored(status, setup_factory, ansible, emulator):
+    """New OpenAI keys that may not list models (401 or 403 'Missing scopes'): the rotation completes."""
+    emulator.control("POST", "behaviour", {"openai_new_key_scopes": "no-model-list", "openai_restricted_status": status})
+    s = setup_factory("openai")
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)
+    assert result.rc == 0, result
+    new_value = s.value()
+    record = s.record()
+    # proven, not restored: Vault serves the new key, recorded as done, and no failure noted
+    assert new_value != s.old["value"] and s.metadata()["current_version"] == 2
+    assert "stage" not in record and record["fingerprint"] == fp(new_value) and "last_failure" not in record
+    assert s.key(record["key_id"])["scopes"] == ["model.request"] and s.key(record["key_id"])["status"] == "active"
+    probed = ansible.run_playbook(PROBE, inventory=s.inventory(), env=s.env)
+    assert probed.rc == 0, probed
+    summary = task_result(probed, "Probe | summary")["msg"]
+    assert summary["live"] is True and summary["restricted"] in (True, "True")
+    assert_no_secret(result.output + probed.output, s.old["value"], new_value, s.admin)
+
+
 def test_check_mode_changes_nothing(setup_factory, ansible):
     s = setup_factory("openrouter")
     before = s.keys()
