@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import typing as t
 
@@ -53,6 +52,8 @@ def shown_url(url: t.Any) -> str:
 
 def url_host_kind(host: str) -> str:
     """``loopback``, ``link-local`` (cloud metadata addresses live there) or ``other``."""
+    import ipaddress  # only the tasks that check a URL pay for it
+
     name = host.strip("[]").lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
         return "loopback"
