@@ -20,6 +20,9 @@ options:
     description:
       - Vault token used when O(auth_method=token).
       - If not set, the environment variable E(VAULT_TOKEN) is used, then the content of the file named by E(VAULT_TOKEN_FILE).
+      - When the environment variable E(APIKEYS_VAULT_TOKEN_FILE) names a file, the token in it is used whatever
+        O(auth_method) says, and the module does not log in. M(apikeys.rotation.vault_login) writes that file, once per
+        key and run, and the C(apikeys.rotation.rotate) role sets the variable for its tasks.
       - The token is not looked up before use (a token without the C(default) policy cannot look itself up although it
         works); an invalid token shows as a permission error on the first request.
     type: str
@@ -89,6 +92,19 @@ options:
       - A request that timed out is not sent again.
     type: int
     default: 3
+notes:
+  - Connection options can be set once for all Vault modules of a play with
+    C(module_defaults) and the action group C(group/apikeys.rotation.vault).
+  - Every failure (unreachable server, sealed server, permission denied, missing or KV version 1 mount,
+    check-and-set conflict, failed login) ends the task with a message that says what failed and what to do,
+    without a traceback and without any secret value.
+requirements:
+  - hvac (Python library; tested with 2.4)
+"""
+
+    # The secret a module reads or writes (every Vault module but vault_login).
+    SECRET = r"""
+options:
   mount:
     description:
       - Path where the KV version 2 secrets engine is mounted.
@@ -100,14 +116,6 @@ options:
       - Path of the secret below O(mount), for example V(apps/web/openai).
     type: str
     required: true
-notes:
-  - Connection options can be set once for all Vault modules of a play with
-    C(module_defaults) and the action group C(group/apikeys.rotation.vault).
-  - Every failure (unreachable server, sealed server, permission denied, missing or KV version 1 mount,
-    check-and-set conflict, failed login) ends the task with a message that says what failed and what to do,
-    without a traceback and without any secret value.
-requirements:
-  - hvac (Python library; tested with 2.4)
 """
 
     ACTION_GROUP = r"""

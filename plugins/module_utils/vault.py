@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import traceback
 import typing as t
@@ -86,9 +87,18 @@ _VAULT_ARGUMENT_SPEC: t.Dict[str, t.Dict[str, t.Any]] = dict(
 )
 
 
-def vault_argument_spec() -> t.Dict[str, t.Dict[str, t.Any]]:
-    """A fresh copy of the connection options every Vault module merges into its own."""
-    return {name: dict(spec) for name, spec in _VAULT_ARGUMENT_SPEC.items()}
+# The file holding the token of a run's one login (written by vault_login, named by the rotate role
+# through the task environment). When set, every Vault module uses that token and logs in no more.
+SESSION_TOKEN_FILE_ENV = "APIKEYS_VAULT_TOKEN_FILE"
+
+
+def vault_argument_spec(secret: bool = True) -> t.Dict[str, t.Dict[str, t.Any]]:
+    """A fresh copy of the connection options every Vault module merges into its own.
+
+    ``secret=False`` leaves out ``mount`` and ``path`` (a module that reads no secret).
+    """
+    return {name: dict(spec) for name, spec in _VAULT_ARGUMENT_SPEC.items()
+            if secret or name not in ("mount", "path")}
 
 
 class VaultError(RotationError):
@@ -477,6 +487,21 @@ class TokenAuth(AuthMethod):
         return [self.token] if self._from_file and self.token else []
 
 
+class SessionAuth(TokenAuth):
+    """The token of the run's one login, from the file named by ``$APIKEYS_VAULT_TOKEN_FILE`` (see vault_login)."""
+
+    name = "session"
+
+    def validate(self) -> None:
+        file_name = self.env.get(SESSION_TOKEN_FILE_ENV, "")
+        if not os.path.exists(os.path.expanduser(file_name)):
+            raise VaultError("The token of this run's Vault login is gone (%s names %s, which does not exist): the login "
+                             "was already closed. Log in again (apikeys.rotation.vault_login) or unset %s."
+                             % (SESSION_TOKEN_FILE_ENV, file_name, SESSION_TOKEN_FILE_ENV), "invalid_input")
+        self.token = read_secret_file(self.env, SESSION_TOKEN_FILE_ENV, "Vault token of this run's login")
+        self._from_file = True
+
+
 class AppRoleAuth(AuthMethod):
     name = "approle"
     default_mount = "approle"
@@ -501,8 +526,8 @@ class AppRoleAuth(AuthMethod):
 
     def authenticate(self, connection: "VaultConnection") -> None:
         op = Op("log in with AppRole at auth/%s" % self.mount_point, "auth/%s/login" % self.mount_point, "approle", "login")
-        connection.call(op, connection.client.auth.approle.login, role_id=self.role_id, secret_id=self.secret_id,
-                        mount_point=self.mount_point)
+        connection.login_answer = connection.call(op, connection.client.auth.approle.login, role_id=self.role_id,
+                                                  secret_id=self.secret_id, mount_point=self.mount_point)
 
     def secret_values(self) -> t.List[str]:
         return [self.secret_id] if self._from_file and self.secret_id else []
@@ -532,7 +557,8 @@ class JwtAuth(AuthMethod):
     def authenticate(self, connection: "VaultConnection") -> None:
         op = Op("log in with JWT role '%s' at auth/%s" % (self.role, self.mount_point), "auth/%s/login" % self.mount_point,
                 "jwt", "login")
-        connection.call(op, connection.client.auth.jwt.jwt_login, role=self.role, jwt=self.jwt, path=self.mount_point)
+        connection.login_answer = connection.call(op, connection.client.auth.jwt.jwt_login, role=self.role, jwt=self.jwt,
+                                                  path=self.mount_point)
 
     def secret_values(self) -> t.List[str]:
         return [self.jwt] if self._from_file and self.jwt else []
@@ -545,10 +571,13 @@ AUTH_METHODS: t.Dict[str, t.Type[AuthMethod]] = {
 }
 
 
-def select_auth(params: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[str, str]] = None) -> AuthMethod:
-    """The auth method named by ``auth_method``, validated."""
+def select_auth(params: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[str, str]] = None,
+                use_session: bool = True) -> AuthMethod:
+    """The auth method named by ``auth_method``, validated; the run's login token when one is open."""
     name = params.get("auth_method") or "token"
     cls = AUTH_METHODS.get(name)
+    if use_session and (os.environ if env is None else env).get(SESSION_TOKEN_FILE_ENV):
+        cls = SessionAuth
     if cls is None:
         raise VaultError("auth_method must be one of %s, got %r." % (", ".join(sorted(AUTH_METHODS)), name), "invalid_input")
     method = cls(params, env)
@@ -564,7 +593,7 @@ class VaultConnection:
     """An hvac client built from the module options; ``call()`` retries and maps errors."""
 
     def __init__(self, params: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[str, str]] = None,
-                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+                 sleep: t.Callable[[float], None] = time.sleep, use_session: bool = True) -> None:
         self.params = params
         self.env = os.environ if env is None else env
         self.sleep = sleep
@@ -587,8 +616,9 @@ class VaultConnection:
         if ca_cert and not os.path.exists(ca_cert):
             raise VaultError("ca_cert file %s does not exist." % ca_cert, "invalid_input")
         self.verify: t.Union[bool, str] = ca_cert if ca_cert else bool(params.get("validate_certs", True))
-        self.auth = select_auth(params, self.env)
+        self.auth = select_auth(params, self.env, use_session)
         self.last_status: t.Optional[int] = None
+        self.login_answer: t.Any = None
         self.client: t.Any = None
 
     def connect(self) -> "VaultConnection":
@@ -975,11 +1005,69 @@ def describe_secret(kv: KV2Secret, version: t.Optional[int] = None, return_data:
 # The module base
 # --------------------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------------------
+# One login per run: vault_login keeps the token in a private file, the other modules use it
+# --------------------------------------------------------------------------------------
+
+SESSION_DIR_PREFIX = "apikeys-vault-"
+
+
+def open_login(connection: VaultConnection, directory: t.Optional[str] = None) -> t.Dict[str, t.Any]:
+    """Log in as the options say and keep the token in a new private file (directory 0700, file 0600).
+
+    A given token (auth_method=token) is used as it is: nothing is written and nothing will be revoked.
+    """
+    if connection.auth.name == TokenAuth.name:
+        return dict(logged_in=False, token_file="", ttl=None, renewable=False, auth_method=TokenAuth.name)
+    connection.connect()
+    answer = connection.login_answer if isinstance(connection.login_answer, dict) else {}
+    auth = answer.get("auth") or {}
+    if directory:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=SESSION_DIR_PREFIX, dir=directory or None)
+    file_name = os.path.join(folder, "token")
+    handle = os.open(file_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(connection.client.token)
+    return dict(logged_in=True, token_file=file_name, ttl=auth.get("lease_duration"),
+                renewable=bool(auth.get("renewable")), auth_method=connection.auth.name)
+
+
+def close_login(params: t.Mapping[str, t.Any], token_file: str,
+                env: t.Optional[t.Mapping[str, str]] = None) -> t.Dict[str, t.Any]:
+    """Revoke the token of ``token_file`` (written by ``open_login``) and remove the file; never fails on the revoke."""
+    if not token_file or not os.path.exists(token_file):
+        return dict(revoked=False, removed=False, warning=None)
+    folder = os.path.dirname(os.path.abspath(token_file))
+    if os.path.basename(token_file) != "token" or not os.path.basename(folder).startswith(SESSION_DIR_PREFIX):
+        raise VaultError("token_file %s was not written by vault_login (it writes <dir>/%s*/token): a token the run "
+                         "did not make is never revoked." % (token_file, SESSION_DIR_PREFIX), "invalid_input")
+    session_env = dict(os.environ if env is None else env)
+    session_env[SESSION_TOKEN_FILE_ENV] = token_file
+    warning = None
+    revoked = False
+    try:
+        connection = VaultConnection(params, session_env).connect()
+        connection.call(Op("revoke this run's token", "auth/token/revoke-self", "update"),
+                        connection.client.auth.token.revoke_self)
+        revoked = True
+    except VaultError as exc:
+        warning = "Could not revoke this run's Vault token, so it lives until its TTL ends: %s" % exc.message
+    finally:
+        os.remove(token_file)
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+    return dict(revoked=revoked, removed=True, warning=warning)
+
+
 class VaultModule(AnsibleModule):
     """An AnsibleModule with the Vault connection options merged in and a ``kv_secret()`` factory."""
 
-    def __init__(self, argument_spec: t.Optional[t.Dict[str, t.Any]] = None, **kwargs: t.Any) -> None:
-        spec = vault_argument_spec()
+    def __init__(self, argument_spec: t.Optional[t.Dict[str, t.Any]] = None, secret: bool = True,
+                 **kwargs: t.Any) -> None:
+        spec = vault_argument_spec(secret)
         spec.update(argument_spec or {})
         super().__init__(argument_spec=spec, **kwargs)
         if HVAC_IMPORT_ERROR is not None:

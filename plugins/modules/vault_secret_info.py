@@ -19,6 +19,7 @@ author:
   - apikeys.rotation maintainers (@apikeys)
 extends_documentation_fragment:
   - apikeys.rotation.vault
+  - apikeys.rotation.vault.secret
   - apikeys.rotation.vault.action_group
   - apikeys.rotation.attributes
   - apikeys.rotation.attributes.info_module

@@ -23,6 +23,7 @@ author:
   - apikeys.rotation maintainers (@apikeys)
 extends_documentation_fragment:
   - apikeys.rotation.vault
+  - apikeys.rotation.vault.secret
   - apikeys.rotation.vault.action_group
   - apikeys.rotation.attributes
 options:

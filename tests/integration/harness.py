@@ -322,6 +322,11 @@ class OpenBaoTLS(OpenBaoRaft):
         secret_id = self.http("POST", "auth/approle/role/%s/secret-id" % name, {})[1]["data"]["secret_id"]
         return {"role_id": role_id, "secret_id": secret_id}
 
+    def secret_id_uses_left(self, role: str, secret_id: str) -> int:
+        """How many logins a secret_id made with ``secret_id_num_uses`` still allows (0 once used up or gone)."""
+        status, body = self.http("POST", "auth/approle/role/%s/secret-id/lookup" % role, {"secret_id": secret_id})
+        return int(body["data"]["secret_id_num_uses"]) if status == 200 and body and body.get("data") else 0
+
     def token_count(self) -> int:
         """How many tokens exist (accessor list, root token excluded)."""
         status, body = self.http("LIST", "auth/token/accessors")

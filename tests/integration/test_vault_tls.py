@@ -173,24 +173,38 @@ def test_overlapping_rotations_over_tls_make_one_key(tls_setup, ansible):
     assert s.record()["fingerprint"] == fp(new_value)
 
 
-def test_logins_per_run(tls_setup, tls_openbao, ansible):
-    """How many secret_id uses a run needs (docs/vault.md): counted as tokens created on the server."""
+def test_one_login_per_key_and_run_revoked_at_the_end(tls_setup, tls_openbao, ansible, tmp_path):
+    """The secret_id uses a run needs (docs/vault.md), counted on the server; every token is revoked at the end."""
+    counted = tls_openbao.approle("counted", doc_policy("rotation"), secret_id_num_uses=100)
     s = tls_setup("openrouter")
+    s.env.update(VAULT_ROLE_ID=counted["role_id"], VAULT_SECRET_ID=counted["secret_id"], TMPDIR=str(tmp_path))
     counts = {}
     for name, playbook, extra in (("rotate", ROTATE, {"rotate_force": True}), ("probe", PROBE, None),
-                                  ("rollback", ROLLBACK, None)):
-        before = tls_openbao.token_count()
+                                  ("rollback", ROLLBACK, None), ("cleanup", CLEANUP, None)):
+        uses, tokens = tls_openbao.secret_id_uses_left("counted", counted["secret_id"]), tls_openbao.token_count()
         result = ansible.run_playbook(playbook, inventory=s.inventory(), env=s.env, extra_vars=extra,
                                       args=["-l", HOST] if name == "rollback" else ())
         assert result.rc == 0, result
-        counts[name] = tls_openbao.token_count() - before
+        counts[name] = uses - tls_openbao.secret_id_uses_left("counted", counted["secret_id"])
+        assert tls_openbao.token_count() == tokens, "%s left a token unrevoked" % name
+        assert not [n for n in os.listdir(str(tmp_path)) if n.startswith("apikeys-vault-")], "token file left behind"
+    assert counts == {"rotate": 1, "probe": 1, "rollback": 1, "cleanup": 1}, counts
     with open(DOC, encoding="utf-8") as handle:
         doc = handle.read()
     for name, count in counts.items():
         assert "| %s | %d |" % (name, count) in doc, "docs/vault.md must give %s: %d logins (%s)" % (name, count, counts)
-    # a secret_id with exactly that many uses is enough for a rotation
-    limited = tls_openbao.approle("limited", doc_policy("rotation"), secret_id_num_uses=counts["rotate"])
+
+    # a secret_id of one use is enough for a rotation of one key ...
+    limited = tls_openbao.approle("limited", doc_policy("rotation"), secret_id_num_uses=1)
     s2 = tls_setup("openrouter", suffix="-limited")
     s2.env.update(VAULT_ROLE_ID=limited["role_id"], VAULT_SECRET_ID=limited["secret_id"])
     result = ansible.run_playbook(ROTATE, inventory=s2.inventory(), env=s2.env, extra_vars={"rotate_force": True})
     assert result.rc == 0, result
+    assert s2.metadata()["current_version"] == 2 and s2.record()["fingerprint"] == fp(s2.value())
+    # ... and once it is used up, the next run cannot log in and changes nothing
+    before_keys, before_meta = s2.keys(), s2.metadata()
+    refused = ansible.run_playbook(ROTATE, inventory=s2.inventory(), env=s2.env, extra_vars={"rotate_force": True})
+    assert refused.rc != 0 and "Vault | log in once for this run" in refused.output, refused
+    assert "Login failed: could not log in with AppRole" in refused.output, refused
+    assert s2.keys() == before_keys and s2.metadata() == before_meta
+    assert_no_secret(result.output + refused.output, limited["secret_id"], s2.admin)

@@ -660,3 +660,66 @@ def test_plain_http_to_a_tls_listener_is_named():
         conn._record_status(response)
     assert "speaks TLS, but url (or VAULT_ADDR) says http://" in str(info.value)
     assert "https://127.0.0.1:8200" in str(info.value)
+
+
+# --- one login per run: the session token file -------------------------------------------
+
+def test_a_session_token_file_wins_over_every_auth_method(tmp_path):
+    token_file = tmp_path / "apikeys-vault-x" / "token"
+    token_file.parent.mkdir()
+    token_file.write_text("s.session")
+    env = {vault.SESSION_TOKEN_FILE_ENV: str(token_file)}
+    method = select_auth({"auth_method": "approle", "role_id": "r", "secret_id": "s"}, env=env)
+    assert isinstance(method, vault.SessionAuth) and method.token == "s.session"
+    assert method.secret_values() == ["s.session"], "the token is masked in output"
+    # vault_login itself never uses an open session: it makes a new one
+    assert isinstance(select_auth({"auth_method": "approle", "role_id": "r", "secret_id": "s"}, env=env,
+                                  use_session=False), AppRoleAuth)
+    token_file.unlink()
+    with pytest.raises(VaultError, match="The token of this run's Vault login is gone"):
+        select_auth({"auth_method": "token", "token": "t"}, env=env)
+
+
+def test_open_login_keeps_the_token_in_a_private_file(tmp_path):
+    conn = connection_with({"auth_method": "approle", "role_id": "r", "secret_id": "s"})[0]
+
+    def connect():
+        conn.auth.authenticate(conn)
+        conn.login_answer = {"auth": {"lease_duration": 3600, "renewable": True}}
+        return conn
+    conn.connect = connect
+    result = vault.open_login(conn, str(tmp_path / "runs"))
+    assert result == {"logged_in": True, "token_file": result["token_file"], "ttl": 3600, "renewable": True,
+                      "auth_method": "approle"}
+    folder = (tmp_path / "runs").iterdir().__next__()
+    assert folder.name.startswith(vault.SESSION_DIR_PREFIX) and result["token_file"] == str(folder / "token")
+    assert (folder / "token").read_text() == "s.issued"
+    assert folder.stat().st_mode & 0o777 == 0o700 and (folder / "token").stat().st_mode & 0o777 == 0o600
+    assert "s.issued" not in json.dumps(result)
+
+
+def test_a_given_token_is_used_as_it_is(tmp_path):
+    conn = connection_with({})[0]
+    expected = {"logged_in": False, "token_file": "", "ttl": None, "renewable": False, "auth_method": "token"}
+    assert vault.open_login(conn, str(tmp_path)) == expected
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_close_login_never_revokes_a_token_it_did_not_make(tmp_path):
+    foreign = tmp_path / "my-token"
+    foreign.write_text("s.mine")
+    with pytest.raises(VaultError, match="was not written by vault_login"):
+        vault.close_login({"url": URL}, str(foreign), env={})
+    assert foreign.read_text() == "s.mine"
+    assert vault.close_login({"url": URL}, str(tmp_path / "gone"), env={}) == {
+        "revoked": False, "removed": False, "warning": None}
+
+
+def test_close_login_warns_and_removes_the_file_when_vault_cannot_revoke(tmp_path):
+    folder = tmp_path / (vault.SESSION_DIR_PREFIX + "abc")
+    folder.mkdir()
+    (folder / "token").write_text("s.issued")
+    result = vault.close_login({"url": "http://127.0.0.1:9", "retries": 0, "timeout": 2}, str(folder / "token"), env={})
+    assert result["revoked"] is False and result["removed"] is True
+    assert result["warning"].startswith("Could not revoke this run's Vault token, so it lives until its TTL ends")
+    assert "s.issued" not in result["warning"] and not folder.exists()
