@@ -50,6 +50,12 @@ def shown_url(url: t.Any) -> str:
     return re.sub(r"^(\w+://)[^@/?#\s]*@", r"\1", text.strip())
 
 
+def url_userinfo(url: t.Any) -> t.Optional[str]:
+    """The ``user:password`` of a URL, to mask in a module's results (its invocation included); None without."""
+    match = re.match(r"^\w+://([^@/?#\s]*)@", str(url if url is not None else "").strip())
+    return match.group(1) if match and match.group(1) else None
+
+
 def url_host_kind(host: str) -> str:
     """``loopback``, ``link-local`` (cloud metadata addresses live there) or ``other``."""
     import ipaddress  # only the tasks that check a URL pay for it
@@ -88,3 +94,16 @@ def check_url(url: t.Any, option: str, allow_insecure_http: bool = False) -> str
         raise RotationError("%s must be https:// (got %s): plain http:// is accepted only on this host's loopback "
                             "address, or with allow_insecure_http=true" % (option, shown_url(text)))
     return text
+
+
+def vault_ref_spec(version: bool = True) -> t.Dict[str, t.Any]:
+    """The options of a reference to one field of a KV v2 secret (``api_key_from``, ``stage_in``)."""
+    options: t.Dict[str, t.Any] = dict(
+        mount=dict(type="str", default="secret"),
+        path=dict(type="str", required=True),
+        field=dict(type="str", default="api_key", no_log=False),
+    )
+    if version:
+        options["version"] = dict(type="int")
+    # a reference (where a key is kept), not a key: nothing to hide
+    return dict(type="dict", options=options, no_log=False)

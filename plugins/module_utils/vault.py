@@ -873,7 +873,8 @@ def source_version_data(kv: KV2Secret, version: int, current_version: int) -> t.
 
 def write_secret(kv: KV2Secret, data: t.Optional[t.Dict[str, str]] = None, data_from_version: t.Optional[int] = None,
                  custom_metadata: t.Optional[t.Dict[str, t.Optional[str]]] = None, cas: t.Optional[int] = None,
-                 check_mode: bool = False, register_secret: t.Callable[[str], None] = lambda value: None) -> t.Dict[str, t.Any]:
+                 check_mode: bool = False, register_secret: t.Callable[[str], None] = lambda value: None,
+                 data_from_path: t.Optional[str] = None) -> t.Dict[str, t.Any]:
     """Read, compare, then write: a new version only when the data differs, metadata only when it differs.
 
     Returns the module result (``changed``, ``version``, ``previous_version``, ``created``,
@@ -909,6 +910,11 @@ def write_secret(kv: KV2Secret, data: t.Optional[t.Dict[str, str]] = None, data_
     desired_data: t.Optional[t.Dict[str, t.Any]] = None
     if data is not None:
         desired_data = dict(data)
+    elif data_from_version is not None and data_from_path:
+        # another secret of the same mount (the rotate role stages a new key at <path>.next)
+        source = KV2Secret(kv.connection, kv.mount, data_from_path)
+        latest = source.read_version()
+        desired_data = source_version_data(source, data_from_version, latest.version if latest else 0)
     elif data_from_version is not None:
         desired_data = source_version_data(kv, data_from_version, current_version)
         for value in desired_data.values():
@@ -1010,6 +1016,8 @@ def describe_secret(kv: KV2Secret, version: t.Optional[int] = None, return_data:
 # --------------------------------------------------------------------------------------
 
 SESSION_DIR_PREFIX = "apikeys-vault-"
+SESSION_SETTINGS_FILE = "connection.json"
+SESSION_SETTINGS = ("url", "ca_cert", "validate_certs", "namespace", "timeout", "retries")
 
 
 def open_login(connection: VaultConnection, directory: t.Optional[str] = None) -> t.Dict[str, t.Any]:
@@ -1029,6 +1037,14 @@ def open_login(connection: VaultConnection, directory: t.Optional[str] = None) -
     handle = os.open(file_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(connection.client.token)
+    # How to reach the server, for modules that read a key from Vault without the Vault options
+    # (api_key_probe, provider_key_create): a CA given through module_defaults applies to them too.
+    settings = {name: connection.params.get(name) for name in SESSION_SETTINGS}
+    if settings.get("ca_cert"):
+        settings["ca_cert"] = os.path.abspath(os.path.expanduser(settings["ca_cert"]))
+    handle = os.open(os.path.join(folder, SESSION_SETTINGS_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(settings, stream)
     return dict(logged_in=True, token_file=file_name, ttl=auth.get("lease_duration"),
                 renewable=bool(auth.get("renewable")), auth_method=connection.auth.name)
 
@@ -1055,11 +1071,77 @@ def close_login(params: t.Mapping[str, t.Any], token_file: str,
         warning = "Could not revoke this run's Vault token, so it lives until its TTL ends: %s" % exc.message
     finally:
         os.remove(token_file)
+        for name in (SESSION_SETTINGS_FILE,):
+            if os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
         try:
             os.rmdir(folder)
         except OSError:
             pass
     return dict(revoked=revoked, removed=True, warning=warning)
+
+
+# --------------------------------------------------------------------------------------
+# A key by reference: modules that need a key value read it from Vault (and write it there)
+# themselves, so that no value is ever a task's argument or result
+# --------------------------------------------------------------------------------------
+
+def env_connection_params(env: t.Optional[t.Mapping[str, str]] = None) -> t.Dict[str, t.Any]:
+    """The Vault connection options from the environment and the run's login, as a non-Vault module sees them."""
+    env = os.environ if env is None else env
+    params: t.Dict[str, t.Any] = {}
+    for name, spec in _VAULT_ARGUMENT_SPEC.items():
+        value = spec.get("default")
+        for variable in (spec.get("fallback") or (None, []))[1]:
+            if variable in env:
+                value = env[variable]
+                break
+        params[name] = value
+    params["validate_certs"] = str(params["validate_certs"]).lower() not in ("0", "false", "no", "off")
+    token_file = env.get(SESSION_TOKEN_FILE_ENV)
+    settings_file = os.path.join(os.path.dirname(token_file), SESSION_SETTINGS_FILE) if token_file else ""
+    if settings_file and os.path.exists(settings_file):
+        with open(settings_file, encoding="utf-8") as handle:
+            params.update({k: v for k, v in json.load(handle).items() if k in SESSION_SETTINGS and v is not None})
+    return params
+
+
+def open_ref(option: str, ref: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[str, str]] = None) -> KV2Secret:
+    """The secret ``ref`` names, connected and its mount checked (so a writer can fail before it makes anything)."""
+    if HVAC_IMPORT_ERROR is not None:
+        raise VaultError("%s reads Vault, which needs the Python library hvac: install it in the Python that runs "
+                         "the module." % option, "invalid_input")
+    params = env_connection_params(env)
+    if not params.get("url"):
+        raise VaultError("%s needs the Vault address: set VAULT_ADDR (this module takes no Vault options; it uses the "
+                         "environment and the run's login)." % option, "invalid_input")
+    kv = KV2Secret(VaultConnection(params, env).connect(), ref.get("mount") or "secret", ref.get("path") or "")
+    kv.ensure_kv2()
+    return kv
+
+
+def read_ref(option: str, ref: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[str, str]] = None) -> str:
+    """The value of ``ref['field']`` in the secret ``ref`` names (its ``version``, else the latest)."""
+    kv = open_ref(option, ref, env)
+    version = ref.get("version")
+    found = kv.read_version(version)
+    field = ref.get("field") or "api_key"
+    what = "%s: %s%s" % (option, kv.name, " version %d" % version if version else "")
+    if found is None:
+        raise VaultError("%s does not exist. Nothing was changed." % what, "not_found", None, kv.data_path)
+    if found.data is None:
+        raise VaultError("%s is %s; it holds no key. Nothing was changed." % (what, found.state), "version_deleted",
+                         None, kv.data_path)
+    value = found.data.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise VaultError("%s has no field %s holding a key. Nothing was changed." % (what, field), "invalid_input",
+                         None, kv.data_path)
+    return value
+
+
+def write_ref(kv: KV2Secret, ref: t.Mapping[str, t.Any], value: str) -> int:
+    """Write ``value`` as the field ``ref['field']`` of ``kv`` (from ``open_ref``); the version it is in."""
+    return int(write_secret(kv, data={ref.get("field") or "api_key": value})["version"])
 
 
 class VaultModule(AnsibleModule):

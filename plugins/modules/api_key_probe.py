@@ -33,15 +33,39 @@ extends_documentation_fragment:
 options:
   provider:
     description:
-      - The provider of O(api_key). Required with O(api_key); not used with O(health_url).
+      - The provider of the key. Required with O(api_key) and O(api_key_from); not used with O(health_url).
     type: str
     required: false
     choices: [anthropic, openai, openrouter]
   api_key:
     description:
       - The key to probe (provider mode). Its format must fit O(provider).
-      - Mutually exclusive with O(health_url).
+      - Mutually exclusive with O(api_key_from) and O(health_url).
     type: str
+  api_key_from:
+    description:
+      - Probe the key kept in this field of a KV v2 secret instead of O(api_key) (provider mode). The module reads it
+        from Vault itself, so the value is never a task argument, a result or a variable.
+      - Vault is reached as the environment says (E(VAULT_ADDR), E(VAULT_CACERT), E(VAULT_TOKEN), ...) or with the run's
+        login (E(APIKEYS_VAULT_TOKEN_FILE), see M(apikeys.rotation.vault_login)). Needs the Python library hvac.
+      - Mutually exclusive with O(api_key) and O(health_url).
+    type: dict
+    suboptions:
+      mount:
+        description: The KV v2 mount.
+        type: str
+        default: secret
+      path:
+        description: The secret's path below O(api_key_from.mount).
+        type: str
+        required: true
+      field:
+        description: The field of the secret that holds the key.
+        type: str
+        default: api_key
+      version:
+        description: The version to read; the latest when not set.
+        type: int
   health_url:
     description:
       - The application's key health endpoint, V(http://) or V(https://) (application mode).
@@ -220,7 +244,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint, vault_ref_spec
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import HttpClient, NetworkError
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, get_provider, run_module
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (
@@ -275,15 +299,15 @@ def consecutive(probe_once, successes, interval, sleep=None):
     return outcome
 
 
-def probe_provider(module, successes, interval):
+def probe_provider(module, api_key, successes, interval):
     params = module.params
     if not params["provider"]:
-        raise RotationError("provider is required with api_key")
+        raise RotationError("provider is required with api_key or api_key_from")
     provider = get_provider(params)
     if provider.options.admin_key:
         module.no_log_values.add(provider.options.admin_key)
     try:
-        api_key = provider.validate_key(params["api_key"])
+        api_key = provider.validate_key(api_key)
         result = consecutive(lambda: provider.probe(api_key).as_dict(), successes, interval)
         result.update(changed=False, mode="provider", fingerprint=fingerprint(api_key), http=provider.stats)
         return result
@@ -320,10 +344,17 @@ def probe_health(module, successes, interval):
 
 def probe(module, _provider):
     successes, interval = probe_limits(module.params)
+    if module.params["api_key_from"] is not None:
+        # the key is read here, from Vault, and never passes through a task variable
+        from ansible_collections.apikeys.rotation.plugins.module_utils.vault import read_ref
+
+        api_key = read_ref("api_key_from", module.params["api_key_from"])
+        module.no_log_values.add(api_key)
+        return probe_provider(module, api_key, successes, interval)
     if module.params["api_key"] is not None:
         if not module.params["api_key"].strip():
             raise RotationError("api_key is empty")
-        return probe_provider(module, successes, interval)
+        return probe_provider(module, module.params["api_key"], successes, interval)
     return probe_health(module, successes, interval)
 
 
@@ -331,6 +362,7 @@ def main():
     argument_spec = provider_argument_spec(PROVIDER_NAMES, provider_required=False)
     argument_spec.update(
         api_key=dict(type="str", no_log=True),
+        api_key_from=vault_ref_spec(),
         health_url=dict(type="str"),
         expected_fingerprint=dict(type="str", no_log=False),
         health_validate_certs=dict(type="bool", default=True),
@@ -340,8 +372,8 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=[("api_key", "health_url")],
-        required_one_of=[("api_key", "health_url")],
+        mutually_exclusive=[("api_key", "api_key_from", "health_url")],
+        required_one_of=[("api_key", "api_key_from", "health_url")],
         required_by={"health_url": "expected_fingerprint"},
     )
     run_module(module, probe, needs_provider=False)

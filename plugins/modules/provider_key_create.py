@@ -31,10 +31,57 @@ options:
     required: true
   api_key:
     description:
-      - With O(provider=anthropic) only, and required there - the API key made in the Anthropic Console to adopt.
+      - With O(provider=anthropic) only, and required there (or O(api_key_from)) - the API key made in the Anthropic Console
+        to adopt.
       - It is found through the Admin API by its redacted hint (C(partial_key_hint)) and renamed to O(name).
       - If several keys share the hint, rename the right one to O(name) in the Console first.
     type: str
+  api_key_from:
+    description:
+      - With O(provider=anthropic), instead of O(api_key) - the field of a KV v2 secret that holds the Console-made key
+        (for example where it was staged). The module reads it from Vault itself; the value is never a task argument.
+      - Vault is reached as for O(stage_in).
+    type: dict
+    suboptions:
+      mount:
+        description: The KV v2 mount.
+        type: str
+        default: secret
+      path:
+        description: The secret's path below the mount.
+        type: str
+        required: true
+      field:
+        description: The field that holds the key.
+        type: str
+        default: api_key
+      version:
+        description: The version to read; the latest when not set.
+        type: int
+  stage_in:
+    description:
+      - Keep the new key's value in this KV v2 secret (a new version holding only the field) instead of returning it
+        in RV(api_key). RV(staged_version) names the version. Nothing is staged in check mode.
+      - The value then goes from the provider to Vault inside the module and is never a result or a variable; the
+        C(apikeys.rotation.rotate) role stages each new key next to its secret (C(<vault_path>.next)).
+      - Vault is reached as the environment says (E(VAULT_ADDR), E(VAULT_CACERT), E(VAULT_TOKEN), ...) or with the run's
+        login (E(APIKEYS_VAULT_TOKEN_FILE), see M(apikeys.rotation.vault_login)). Needs the Python library hvac.
+      - If the key was made but cannot be staged, the task fails with RV(key_id); the key keeps its name, so a run with
+        O(on_existing=revoke) deletes it.
+    type: dict
+    suboptions:
+      mount:
+        description: The KV v2 mount.
+        type: str
+        default: secret
+      path:
+        description: The secret's path below the mount.
+        type: str
+        required: true
+      field:
+        description: The field to write the key to.
+        type: str
+        default: api_key
   on_existing:
     description:
       - What to do when a key named O(name) already exists at OpenAI or OpenRouter.
@@ -129,10 +176,20 @@ redacted_hint:
 api_key:
   description:
     - The new key value. Register the task under C(no_log).
-    - Only when OpenAI or OpenRouter made a key (not in check mode); never for Anthropic, where the value is the
-      O(api_key) given.
-  returned: when a key was made
+    - Only when OpenAI or OpenRouter made a key (not in check mode) and O(stage_in) is not set; never for Anthropic,
+      where the value is the O(api_key) given.
+  returned: when a key was made without O(stage_in)
   type: str
+staged_in:
+  description: Where the key value was kept (C(<mount>/<path>)).
+  returned: when O(stage_in) is set, not in check mode
+  type: str
+  sample: secret/apps/web/openai.next
+staged_version:
+  description: The version of O(stage_in) that holds the key.
+  returned: when O(stage_in) is set, not in check mode
+  type: int
+  sample: 3
 created_at:
   description: Creation time (RFC 3339).
   returned: always
@@ -163,7 +220,7 @@ http:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, vault_ref_spec
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, run_module
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import provider_argument_spec
 
@@ -177,6 +234,20 @@ def create(module, provider):
         raise RotationError("name must not be empty")
     check = module.check_mode
     orphans = []
+    staging = None
+    if params["stage_in"] is not None and not check:
+        # Vault is reached (and its mount checked) before anything is made at the provider
+        from ansible_collections.apikeys.rotation.plugins.module_utils.vault import open_ref
+
+        staging = open_ref("stage_in", params["stage_in"])
+    if params["api_key_from"] is not None:
+        if provider.capabilities.can_create:
+            raise RotationError("api_key_from is only for providers that cannot create keys by API (anthropic); "
+                                "provider=%s makes the key itself: leave api_key_from unset" % provider.name)
+        from ansible_collections.apikeys.rotation.plugins.module_utils.vault import read_ref
+
+        params["api_key"] = read_ref("api_key_from", params["api_key_from"])
+        module.no_log_values.add(params["api_key"])
     if provider.capabilities.can_create:
         if params["api_key"] is not None:
             raise RotationError("api_key is only for providers that cannot create keys by API (anthropic); "
@@ -216,11 +287,29 @@ def create(module, provider):
                             else ([] if created.changed else [record.id])},
                  "after": {"name": name, "key_ids": [record.id]}},
     }
-    if provider.capabilities.can_create:
+    value = created.value if provider.capabilities.can_create else params["api_key"]
+    if staging is not None:
+        result.update(stage(module, staging, params["stage_in"], value, record, name, provider))
+    elif provider.capabilities.can_create:
         result["api_key"] = created.value
     if "service_account_id" in record.extra:
         result["service_account_id"] = record.extra["service_account_id"]
     return result
+
+
+def stage(module, staging, ref, value, record, name, provider):
+    """Keep the key value in Vault at ``stage_in``: it never becomes a result or a variable."""
+    from ansible_collections.apikeys.rotation.plugins.module_utils.vault import write_ref
+
+    module.no_log_values.add(value)
+    try:
+        version = write_ref(staging, ref, value)
+    except RotationError as exc:
+        raise RotationError("The key %s was made at %s, but keeping it in Vault at stage_in failed: %s The key stays "
+                            "named %r, so a run with on_existing=revoke deletes it before making another."
+                            % (record.id, provider.display_name, exc, name), key_id=record.id, changed=True)
+    return {"staged_in": "%s/%s" % ((ref.get("mount") or "secret").strip("/"), ref["path"].strip("/")),
+            "staged_version": version}
 
 
 def main():
@@ -228,9 +317,12 @@ def main():
     argument_spec.update(
         name=dict(type="str", required=True),
         api_key=dict(type="str", no_log=True),
+        api_key_from=vault_ref_spec(),
+        stage_in=vault_ref_spec(version=False),
         on_existing=dict(type="str", choices=["fail", "revoke"], default="fail"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[("api_key", "api_key_from")])
     run_module(module, create)
 
 

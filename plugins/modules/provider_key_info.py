@@ -28,6 +28,29 @@ options:
     description:
       - Only keys with this name. With OpenAI, a key whose service account has this name also matches.
     type: str
+  match_api_key_from:
+    description:
+      - Also tell which of the keys found the key kept in this field of a KV v2 secret is, by the provider's redacted
+        hint (RV(matching_key_ids)). The module reads the value from Vault itself; only ids are returned.
+      - Vault is reached as the environment says (E(VAULT_ADDR), E(VAULT_CACERT), E(VAULT_TOKEN), ...) or with the run's
+        login (E(APIKEYS_VAULT_TOKEN_FILE), see M(apikeys.rotation.vault_login)). Needs the Python library hvac.
+    type: dict
+    suboptions:
+      mount:
+        description: The KV v2 mount.
+        type: str
+        default: secret
+      path:
+        description: The secret's path below the mount.
+        type: str
+        required: true
+      field:
+        description: The field that holds the key.
+        type: str
+        default: api_key
+      version:
+        description: The version to read; the latest when not set.
+        type: int
 attributes:
   action_group:
     description: Use C(group/apikeys.rotation.provider) in C(module_defaults) to set defaults for this module.
@@ -107,6 +130,14 @@ api_keys:
       description: OpenAI user that owns the key.
       type: str
       returned: with O(provider=openai), for user keys
+matching_key_ids:
+  description:
+    - Ids of the usable keys found (not deleted, archived or expired) whose redacted hint fits the key of
+      O(match_api_key_from). A key without a hint never matches.
+  returned: when O(match_api_key_from) is set
+  type: list
+  elements: str
+  sample: ["key_abc123"]
 http:
   description: Requests sent, retries made and seconds spent waiting between retries.
   returned: always
@@ -117,12 +148,25 @@ http:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, run_module
-from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import provider_argument_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import hint_matches, provider_argument_spec
+
+
+UNUSABLE = ("deleted", "archived", "expired", "absent")
 
 
 def info(module, provider):
     records = provider.find(name=module.params["name"], key_id=module.params["key_id"])
-    return {"changed": False, "api_keys": [r.as_dict() for r in records]}
+    result = {"changed": False, "api_keys": [r.as_dict() for r in records]}
+    if module.params["match_api_key_from"] is not None:
+        # the key is read here, from Vault, and compared with each hint; only ids come out
+        from ansible_collections.apikeys.rotation.plugins.module_utils.vault import read_ref
+
+        value = read_ref("match_api_key_from", module.params["match_api_key_from"])
+        module.no_log_values.add(value)
+        result["matching_key_ids"] = [r.id for r in records
+                                      if r.status not in UNUSABLE and hint_matches(r.redacted_hint, value)]
+    return result
 
 
 def main():
@@ -130,6 +174,7 @@ def main():
     argument_spec.update(
         key_id=dict(type="str", no_log=False),
         name=dict(type="str"),
+        match_api_key_from=vault_ref_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, info)

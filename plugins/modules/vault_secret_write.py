@@ -41,6 +41,12 @@ options:
       - When the latest version already holds the same data, nothing is written.
       - Mutually exclusive with O(data).
     type: int
+  data_from_path:
+    description:
+      - With O(data_from_version), copy that version of this other secret of the same O(mount) instead (the
+        C(apikeys.rotation.rotate) role stores a new key this way from where it was staged).
+      - The token needs V(read) on its data and metadata too.
+    type: str
   custom_metadata:
     description:
       - Keys to set in the secret's C(custom_metadata), merged into the existing ones. A key whose value is V(null)
@@ -182,10 +188,12 @@ def main() -> None:
         argument_spec=dict(
             data=dict(type="dict", no_log=True),
             data_from_version=dict(type="int"),
+            data_from_path=dict(type="str"),
             custom_metadata=dict(type="dict"),
             cas=dict(type="int"),
         ),
         mutually_exclusive=[("data", "data_from_version")],
+        required_by={"data_from_path": "data_from_version"},
         required_one_of=[("data", "data_from_version", "custom_metadata")],
         supports_check_mode=True,
     )
@@ -194,6 +202,7 @@ def main() -> None:
             module.kv_secret(),
             data=module.params["data"],
             data_from_version=module.params["data_from_version"],
+            data_from_path=module.params["data_from_path"],
             custom_metadata=module.params["custom_metadata"],
             cas=module.params["cas"],
             check_mode=module.check_mode,

@@ -10,6 +10,7 @@ output is searched for every key value involved.
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -636,3 +637,58 @@ def test_provider_modules_do_not_load_hvac(collections_path):
         assert proc.returncode == 0, proc.stderr
         loaded = proc.stdout.strip()
         assert "'httpx'" in loaded and "hvac" not in loaded, (module, loaded)
+
+
+# -- keys by reference: the value moves between Vault and the provider inside the modules ------
+
+def fp_of(value):
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+def test_keys_by_reference_never_leave_the_modules(ansible, emulator, openbao, kv_path):
+    """stage_in, api_key_from, match_api_key_from and data_from_path: no task result holds a key value."""
+    import hvac  # pylint: disable=import-outside-toplevel
+
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    admin = seed(emulator, "openrouter", "admin")["value"]
+    env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token,
+           "OPENROUTER_MANAGEMENT_KEY": admin, "OPENROUTER_BASE_URL": emulator.base_url("openrouter")}
+    next_path, key_path = kv_path + ".next", kv_path
+    result = ansible.run_playbook(play([
+        task("create", "provider_key_create", {"provider": "openrouter", "name": "by-ref",
+                                               "stage_in": {"path": next_path}}, register="made"),
+        task("probe", "api_key_probe", {"provider": "openrouter",
+                                        "api_key_from": {"path": next_path, "version": "{{ made.staged_version }}"}},
+             register="probed"),
+        task("store", "vault_secret_write", {"path": key_path, "data_from_path": next_path,
+                                             "data_from_version": "{{ made.staged_version }}"}, register="stored"),
+        task("match", "provider_key_info", {"provider": "openrouter", "match_api_key_from": {"path": key_path}},
+             register="matched"),
+        {"name": "show", "ansible.builtin.debug": {"msg": "{{ made }} {{ probed }} {{ stored }} {{ matched }}"}},
+        {"name": "check", "ansible.builtin.assert": {"that": [
+            "made.api_key is not defined", "made.staged_version == 1", "probed.live",
+            "probed.fingerprint == made.fingerprint", "stored.fingerprints.api_key == made.fingerprint",
+            "matched.matching_key_ids == [made.key_id]"]}},
+    ]), env=env, verbosity=4)
+    assert result.rc == 0, result
+    value = client.secrets.kv.v2.read_secret_version(path=key_path, raise_on_deleted_version=True)["data"]["data"]["api_key"]
+    staged = client.secrets.kv.v2.read_secret_version(path=next_path, raise_on_deleted_version=True)["data"]["data"]
+    assert staged == {"api_key": value}
+    made = [k for k in state_keys(emulator, "openrouter") if k["name"] == "by-ref"]
+    assert len(made) == 1 and made[0]["status"] == "active" and made[0]["fingerprint"] == fp_of(value)
+    assert_no_secret(result.output + json.dumps(result.events), value, admin, openbao.root_token)
+
+    # a reference to nothing names the option and changes nothing
+    before = state_keys(emulator, "openrouter")
+    refused = ansible.run_playbook(play([
+        task("probe", "api_key_probe", {"provider": "openrouter", "api_key_from": {"path": kv_path + ".absent"}}),
+    ]), env=env)
+    assert refused.rc != 0 and "api_key_from: secret/%s.absent does not exist" % kv_path in refused.output, refused
+    no_addr = {k: v for k, v in env.items() if k != "VAULT_ADDR"}
+    refused = ansible.run_playbook(play([
+        task("create", "provider_key_create", {"provider": "openrouter", "name": "by-ref-2",
+                                               "stage_in": {"path": next_path}}),
+    ]), env=no_addr)
+    assert refused.rc != 0 and "stage_in needs the Vault address: set VAULT_ADDR" in refused.output, refused
+    assert "Traceback" not in refused.output
+    assert state_keys(emulator, "openrouter") == before, "Vault is checked before a key is made"
