@@ -57,6 +57,13 @@ def run_module(module: t.Any, action: t.Callable[[t.Any, t.Any], t.Dict[str, t.A
 
     if not HAS_HTTPX:
         module.fail_json(msg=missing_required_lib("httpx"), exception=HTTPX_IMPORT_ERROR)
+    from ansible_collections.apikeys.rotation.plugins.module_utils.common import url_userinfo
+
+    for name in ("base_url", "health_url"):
+        # a user:password@ in a URL is masked wherever the result shows it (the invocation at -vvv too)
+        userinfo = url_userinfo(module.params.get(name))
+        if userinfo:
+            module.no_log_values.add(userinfo)
     provider = None
     try:
         if needs_provider:

@@ -15,7 +15,8 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint  # noqa: E402
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import (  # noqa: E402
+    RotationError, fingerprint, shown_url, url_userinfo)
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import ProviderError, Response  # noqa: E402
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import (  # noqa: E402
     PROVIDER_NAMES,
@@ -746,3 +747,16 @@ def test_iso_time():
     assert iso_time(1767225600) == "2026-01-01T00:00:00Z"
     assert iso_time("2026-01-01T00:00:00Z") == "2026-01-01T00:00:00Z"
     assert iso_time(None) is None
+
+
+@pytest.mark.parametrize("url, userinfo", [
+    ("https://user:pass@app.example/healthz/key", "user:pass"),
+    ("https://token@app.example/", "token"),
+    ("https://app.example/a@b", None),
+    ("https://app.example/healthz/key", None),
+    (None, None),
+])
+def test_url_userinfo_is_what_a_result_masks(url, userinfo):
+    assert url_userinfo(url) == userinfo
+    if userinfo:
+        assert userinfo not in shown_url(url)
