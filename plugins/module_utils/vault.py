@@ -1017,26 +1017,35 @@ def describe_secret(kv: KV2Secret, version: t.Optional[int] = None, return_data:
 
 SESSION_DIR_PREFIX = "apikeys-vault-"
 SESSION_SETTINGS_FILE = "connection.json"
+SESSION_GIVEN_FILE = "given"
 SESSION_SETTINGS = ("url", "ca_cert", "validate_certs", "namespace", "timeout", "retries")
 
 
 def open_login(connection: VaultConnection, directory: t.Optional[str] = None) -> t.Dict[str, t.Any]:
     """Log in as the options say and keep the token in a new private file (directory 0700, file 0600).
 
-    A given token (auth_method=token) is used as it is: nothing is written and nothing will be revoked.
+    A given token (auth_method=token) is not a login: it is kept the same way, so that modules without the Vault
+    options (given through module_defaults, say) reach Vault too, and it is never revoked (``SESSION_GIVEN_FILE``).
     """
-    if connection.auth.name == TokenAuth.name:
-        return dict(logged_in=False, token_file="", ttl=None, renewable=False, auth_method=TokenAuth.name)
-    connection.connect()
-    answer = connection.login_answer if isinstance(connection.login_answer, dict) else {}
-    auth = answer.get("auth") or {}
+    given = connection.auth.name == TokenAuth.name
+    if given:
+        token = getattr(connection.auth, "token", None) or ""
+        auth: t.Dict[str, t.Any] = {}
+    else:
+        connection.connect()
+        token = connection.client.token
+        answer = connection.login_answer if isinstance(connection.login_answer, dict) else {}
+        auth = answer.get("auth") or {}
     if directory:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     folder = tempfile.mkdtemp(prefix=SESSION_DIR_PREFIX, dir=directory or None)
     file_name = os.path.join(folder, "token")
     handle = os.open(file_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(connection.client.token)
+        stream.write(token)
+    if given:
+        with open(os.path.join(folder, SESSION_GIVEN_FILE), "w", encoding="utf-8") as stream:
+            stream.write("a token given to the run: never revoked\n")
     # How to reach the server, for modules that read a key from Vault without the Vault options
     # (api_key_probe, provider_key_create): a CA given through module_defaults applies to them too.
     settings = {name: connection.params.get(name) for name in SESSION_SETTINGS}
@@ -1045,7 +1054,7 @@ def open_login(connection: VaultConnection, directory: t.Optional[str] = None) -
     handle = os.open(os.path.join(folder, SESSION_SETTINGS_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         json.dump(settings, stream)
-    return dict(logged_in=True, token_file=file_name, ttl=auth.get("lease_duration"),
+    return dict(logged_in=not given, token_file=file_name, ttl=auth.get("lease_duration"),
                 renewable=bool(auth.get("renewable")), auth_method=connection.auth.name)
 
 
@@ -1062,7 +1071,10 @@ def close_login(params: t.Mapping[str, t.Any], token_file: str,
     session_env[SESSION_TOKEN_FILE_ENV] = token_file
     warning = None
     revoked = False
+    given = os.path.exists(os.path.join(folder, SESSION_GIVEN_FILE))
     try:
+        if given:
+            return dict(revoked=False, removed=True, warning=None)
         connection = VaultConnection(params, session_env).connect()
         connection.call(Op("revoke this run's token", "auth/token/revoke-self", "update"),
                         connection.client.auth.token.revoke_self)
@@ -1071,7 +1083,7 @@ def close_login(params: t.Mapping[str, t.Any], token_file: str,
         warning = "Could not revoke this run's Vault token, so it lives until its TTL ends: %s" % exc.message
     finally:
         os.remove(token_file)
-        for name in (SESSION_SETTINGS_FILE,):
+        for name in (SESSION_SETTINGS_FILE, SESSION_GIVEN_FILE):
             if os.path.exists(os.path.join(folder, name)):
                 os.remove(os.path.join(folder, name))
         try:

@@ -19,8 +19,11 @@ description:
   - With O(state=absent), revokes the token of O(token_file) (C(auth/token/revoke-self)) and removes the file. A
     token that cannot be revoked (server gone, no C(default) policy) is reported as a warning, not a failure; it then
     lives until its TTL ends.
-  - With O(auth_method=token), the token given is used as it is; O(state=present) writes nothing and returns
-    RV(logged_in=false), and O(state=absent) revokes nothing. A token this module did not make is never revoked.
+  - With O(auth_method=token), the token given is used as it is, never revoked; O(state=present) returns
+    RV(logged_in=false) and keeps it in the same kind of private file, so that modules given no Vault options (the
+    provider modules that read a key from Vault) reach Vault with the settings given to this task, for example
+    through C(module_defaults). O(state=absent) then only removes the file. A token this module did not make is
+    never revoked.
 author:
   - apikeys.rotation maintainers (@apikeys)
 extends_documentation_fragment:
@@ -93,7 +96,7 @@ logged_in:
   type: bool
   sample: true
 token_file:
-  description: The file holding the token, to set as E(APIKEYS_VAULT_TOKEN_FILE); empty when RV(logged_in=false).
+  description: The file holding the token, to set as E(APIKEYS_VAULT_TOKEN_FILE).
   returned: O(state=present)
   type: str
   sample: /tmp/apikeys-vault-k2j4x1/token

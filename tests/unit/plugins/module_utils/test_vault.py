@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pathlib
 
 import pytest
 
@@ -698,11 +700,18 @@ def test_open_login_keeps_the_token_in_a_private_file(tmp_path):
     assert "s.issued" not in json.dumps(result)
 
 
-def test_a_given_token_is_used_as_it_is(tmp_path):
+def test_a_given_token_is_kept_for_the_run_and_never_revoked(tmp_path):
     conn = connection_with({})[0]
-    expected = {"logged_in": False, "token_file": "", "ttl": None, "renewable": False, "auth_method": "token"}
-    assert vault.open_login(conn, str(tmp_path)) == expected
-    assert list(tmp_path.iterdir()) == []
+    result = vault.open_login(conn, str(tmp_path))
+    assert result["logged_in"] is False and result["auth_method"] == "token" and result["ttl"] is None
+    folder = os.path.dirname(result["token_file"])
+    assert pathlib.Path(result["token_file"]).read_text(encoding="utf-8") == "s.root"
+    assert sorted(os.listdir(folder)) == ["connection.json", "given", "token"]
+    assert json.loads(pathlib.Path(folder, "connection.json").read_text(encoding="utf-8"))["url"] == URL
+    # closing it removes the files without asking Vault to revoke anything (no server here)
+    assert vault.close_login({"url": "http://127.0.0.1:9", "retries": 0}, result["token_file"], env={}) == {
+        "revoked": False, "removed": True, "warning": None}
+    assert not os.path.exists(folder)
 
 
 def test_close_login_never_revokes_a_token_it_did_not_make(tmp_path):
