@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import random
 import re
 import sys
@@ -51,6 +52,30 @@ except ImportError:
 else:
     HAS_HTTPX = True
     HTTPX_IMPORT_ERROR = None
+
+_SSL_CONTEXTS: t.Dict[t.Tuple[bool, str, str], t.Any] = {}
+
+
+def ssl_context(verify: t.Any) -> t.Any:
+    """httpx's own TLS context for ``verify`` True or False, made once per process and CA setting.
+
+    Loading the CA bundle costs tens of milliseconds per client. The context is kept per
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` value (httpx honours them), so a task whose environment
+    names another bundle gets a context of its own. Anything else (a context, a path) is
+    passed through.
+    """
+    if verify is not True and verify is not False:
+        return verify
+    key = (bool(verify), os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    if key not in _SSL_CONTEXTS:
+        _SSL_CONTEXTS[key] = httpx.create_ssl_context(verify=verify)
+    return _SSL_CONTEXTS[key]
+
+
+if HAS_HTTPX:
+    # Made where this file is imported: in the controller's main process when the action
+    # plugins load it, so every task's worker inherits it.
+    ssl_context(True)
 
 USER_AGENT = "apikeys.rotation"
 RETRYABLE_STATUSES = frozenset((408, 409, 429))
@@ -309,7 +334,7 @@ class HttpClient:
         default_headers = {"user-agent": USER_AGENT, "accept": "application/json"}
         default_headers.update(headers or {})
         kwargs: t.Dict[str, t.Any] = {"timeout": float(timeout), "headers": default_headers,
-                                      "verify": verify, "follow_redirects": False}
+                                      "verify": ssl_context(verify), "follow_redirects": False}
         if transport is not None:
             kwargs["transport"] = transport
         self._client = httpx.Client(**kwargs)

@@ -337,3 +337,25 @@ def test_client_error_message_never_holds_the_key(keys):
 def test_non_json_body_is_kept_as_text():
     http, _rec, _waits = client([(200, {}, b"plain")])
     assert http.send("GET", "/x", "x").body == "plain"
+
+
+def test_one_tls_context_per_ca_setting(monkeypatch, tmp_path):
+    """The CA bundle is loaded once per process; a task environment naming another bundle gets its own context."""
+    from ansible_collections.apikeys.rotation.plugins.module_utils import http_client  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    default = http_client.ssl_context(True)
+    assert http_client.ssl_context(True) is default
+    assert http_client.ssl_context(False) is not default and http_client.ssl_context(False).verify_mode == 0
+    import shutil  # pylint: disable=import-outside-toplevel
+
+    import certifi  # pylint: disable=import-outside-toplevel
+
+    bundle = tmp_path / "ca.pem"
+    shutil.copy(certifi.where(), str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    other = http_client.ssl_context(True)
+    assert other is not default and http_client.ssl_context(True) is other
+    marker = object()
+    assert http_client.ssl_context(marker) is marker
