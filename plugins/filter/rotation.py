@@ -1,0 +1,51 @@
+# Copyright: (c) 2026, apikeys.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rotate role's decisions as filters: the role asks, plugins/module_utils/rotation.py answers."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.apikeys.rotation.plugins.module_utils import rotation
+
+
+def resume_from(record: t.Mapping[str, t.Any], due: bool, current_fingerprint: str) -> str:
+    record = record or {}
+    return rotation.resume_from(bool(due), str(record.get("stage") or ""), str(current_fingerprint or ""), record)
+
+
+def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_owner: str = "") -> t.Dict[str, t.Any]:
+    return rotation.lease_decision(lease, float(now), str(break_owner or "")).as_dict()
+
+
+def dead_lease(lease: t.Optional[t.Mapping[str, t.Any]]) -> bool:
+    return rotation.dead_lease(lease)
+
+
+def rollback_plan(record: t.Mapping[str, t.Any], current_version: t.Any, current_fingerprint: str,
+                  previous_fingerprint: str, below_fingerprint: t.Optional[str] = None, now: str = "") -> t.Dict[str, t.Any]:
+    try:
+        plan = rotation.plan_rollback(record or {}, int(current_version or 0), str(current_fingerprint or ""),
+                                      str(previous_fingerprint or ""), below_fingerprint)
+    except rotation.DecisionError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    return plan.as_dict(str(now or ""))
+
+
+def rollback_needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str, previous_fingerprint: str) -> bool:
+    return rotation.needs_below(record or {}, str(current_fingerprint or ""), str(previous_fingerprint or ""))
+
+
+class FilterModule:
+    """The rotate role's decisions."""
+
+    def filters(self) -> t.Dict[str, t.Callable[..., t.Any]]:
+        return {
+            "resume_from": resume_from,
+            "lease_decision": lease_decision,
+            "dead_lease": dead_lease,
+            "rollback_plan": rollback_plan,
+            "rollback_needs_below": rollback_needs_below,
+        }

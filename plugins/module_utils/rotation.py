@@ -1,0 +1,282 @@
+# Copyright: (c) 2026, apikeys.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rotate role's decisions, as small pure functions a unit test can reach.
+
+The role's tasks read Vault and the provider, hand what they read to these functions
+(through the filters in plugins/filter/), and do what the answer says. Nothing here
+reads or writes anything except :func:`controller_process` and :func:`process_alive`,
+which look at /proc of the controller the run is on.
+
+- :func:`resume_from`: where a rotation run starts, from the record and what Vault serves.
+- :func:`lease_decision`: whether a run may take a key's lease (free, expired, broken,
+  held by a run that is provably dead, or held).
+- :func:`plan_rollback`: what a rollback writes, including the re-run of a rollback that
+  died between its Vault write and its record.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import typing as t
+from dataclasses import asdict, dataclass
+
+
+class DecisionError(Exception):
+    """What was read cannot be acted on safely; the message says why and what to do."""
+
+
+# -- where a rotation resumes ------------------------------------------------------------
+
+RESUME_POINTS = ("none", "create", "recover", "conflict", "superseded", "deploy", "retire", "unknown")
+
+
+def resume_from(due: bool, stage: str, current_fingerprint: str, record: t.Mapping[str, t.Any]) -> str:
+    """Where a rotation run starts.
+
+    ``stage`` is the record's stage ("" when no rotation is under way), ``current_fingerprint``
+    the fingerprint of the key Vault's newest version holds.
+
+    - none: nothing is due.
+    - create: a new rotation, or one whose create never reached Vault (Vault still serves
+      the record's key).
+    - recover: the key of an interrupted create is already in Vault: the record catches up.
+    - conflict: stage creating, and Vault serves a key the record names nowhere.
+    - superseded: stored/verified, but Vault serves another key than the record's.
+    - deploy / retire: carry on after store / after verify.
+    - unknown: a stage this version does not know.
+    """
+    if not due:
+        return "none"
+    if not stage:
+        return "create"
+    if stage == "creating":
+        if current_fingerprint and current_fingerprint == record.get("pending_fingerprint", ""):
+            return "recover"
+        if current_fingerprint == record.get("fingerprint", ""):
+            return "create"
+        return "conflict"
+    if stage in ("stored", "verified"):
+        if current_fingerprint != record.get("fingerprint", ""):
+            return "superseded"
+        return "deploy" if stage == "stored" else "retire"
+    return "unknown"
+
+
+# -- the lease ----------------------------------------------------------------------------
+
+LEASE_OUTCOMES = ("free", "expired", "broken", "dead_holder", "held")
+
+
+def _stat_fields(pid: int) -> t.Optional[t.List[str]]:
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as stat:
+            raw = stat.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # comm (field 2) is in parentheses and may hold spaces: split after its closing one
+    return raw[raw.rfind(")") + 2:].split()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            return boot.read().strip()
+    except OSError:
+        return ""
+
+
+def process_start(pid: int) -> str:
+    """The start time of a process in clock ticks since boot ("" when it does not exist)."""
+    fields = _stat_fields(pid)
+    # after comm: state(3) ppid(4) ... starttime is field 22, i.e. index 19 here
+    return fields[19] if fields and len(fields) > 19 else ""
+
+
+def controller_process(pid: t.Optional[int] = None) -> int:
+    """The ansible-playbook process this code runs under.
+
+    Ansible forks a worker for each task from the main process; a worker's command line is
+    its parent's. The main process is the topmost of the chain with the same command line.
+    """
+    pid = os.getpid() if pid is None else pid
+    command = _cmdline(pid)
+    while True:
+        fields = _stat_fields(pid)
+        parent = int(fields[1]) if fields and len(fields) > 1 else 0
+        if parent <= 1 or not command or _cmdline(parent) != command:
+            return pid
+        pid = parent
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lease: enough to prove, on the same controller, that its run is gone."""
+
+    controller: str = ""
+    boot_id: str = ""
+    pid: str = ""
+    pid_start: str = ""
+
+    @classmethod
+    def here(cls) -> "Holder":
+        pid = controller_process()
+        return cls(controller=socket.gethostname(), boot_id=boot_id(), pid=str(pid), pid_start=process_start(pid))
+
+    @classmethod
+    def from_lease(cls, data: t.Mapping[str, t.Any]) -> "Holder":
+        return cls(**{name: str(data.get(name) or "") for name in ("controller", "boot_id", "pid", "pid_start")})
+
+    def provably_dead(self, here: "Holder", alive: t.Callable[[int, str], bool]) -> bool:
+        """True only when the holder ran on this controller since its last boot and its process is gone."""
+        if not (self.controller and self.boot_id and self.pid.isdigit() and self.pid_start):
+            return False
+        if (self.controller, self.boot_id) != (here.controller, here.boot_id) or not here.boot_id:
+            return False
+        return not alive(int(self.pid), self.pid_start)
+
+
+def process_alive(pid: int, start: str) -> bool:
+    """Whether the process ``pid`` that started at ``start`` still runs (a reused pid is another process)."""
+    now_start = process_start(pid)
+    return bool(now_start) and now_start == start
+
+
+@dataclass(frozen=True)
+class LeaseDecision:
+    outcome: str  # one of LEASE_OUTCOMES
+    take: bool  # the run may write the lease (with check-and-set)
+    taken_over_from: str  # the owner whose lease is taken over, "" when it was free
+    holder: t.Dict[str, str]  # this run's identity, written into the lease
+
+    def as_dict(self) -> t.Dict[str, t.Any]:
+        return asdict(self)
+
+
+def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_owner: str = "",
+                   here: t.Optional[Holder] = None,
+                   alive: t.Callable[[int, str], bool] = process_alive) -> LeaseDecision:
+    """May this run take the lease whose data (None when there is none) was just read?
+
+    - free: no lease, or released.
+    - expired: held, but past its expires_epoch (the holder died or stalled past the TTL).
+    - broken: held, and rotate_lease_break names its owner.
+    - dead_holder: held, by a run on this same controller and boot whose process is gone.
+    - held: anything else; the run stops and says who holds it.
+    """
+    here = here or Holder.here()
+    data = lease or {}
+    owner = str(data.get("owner") or "")
+    if data.get("state") != "held":
+        return LeaseDecision("free", True, "", asdict(here))
+    try:
+        expires = float(data.get("expires_epoch") or 0)
+    except (TypeError, ValueError):
+        expires = 0.0
+    if now >= expires:
+        outcome = "expired"
+    elif break_owner and break_owner == owner:
+        outcome = "broken"
+    elif Holder.from_lease(data).provably_dead(here, alive):
+        outcome = "dead_holder"
+    else:
+        return LeaseDecision("held", False, "", asdict(here))
+    return LeaseDecision(outcome, True, owner, asdict(here))
+
+
+def dead_lease(lease: t.Optional[t.Mapping[str, t.Any]], here: t.Optional[Holder] = None,
+               alive: t.Callable[[int, str], bool] = process_alive) -> bool:
+    """A lease still held by a run that is provably dead (a run with nothing to do releases it)."""
+    data = lease or {}
+    if data.get("state") != "held":
+        return False
+    return Holder.from_lease(data).provably_dead(here or Holder.here(), alive)
+
+
+# -- rollback -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What a rollback does. ``state``: fresh, resume (its Vault write landed, its record did not) or done."""
+
+    state: str
+    to_key_id: str  # the key Vault serves after the rollback
+    to_fingerprint: str
+    from_key_id: str  # the key rolled back from (left active)
+    from_fingerprint: str
+    from_version: int
+
+    def record(self, now_text: str) -> t.Dict[str, t.Optional[str]]:
+        """The custom_metadata the rollback writes (merged into the record)."""
+        return {
+            "stage": None,
+            "pending_key_id": None,
+            "pending_fingerprint": None,
+            "key_id": self.to_key_id,
+            "fingerprint": self.to_fingerprint,
+            "previous_key_id": self.from_key_id,
+            "previous_fingerprint": self.from_fingerprint,
+            "previous_version": str(self.from_version),
+            "previous_state": "active",
+            "rolled_back_from": self.from_key_id or self.from_fingerprint,
+            "rolled_back_at": now_text,
+            "retired_at": now_text,
+        }
+
+    def as_dict(self, now_text: str = "") -> t.Dict[str, t.Any]:
+        result = asdict(self)
+        result["record"] = self.record(now_text)
+        return result
+
+
+def plan_rollback(record: t.Mapping[str, t.Any], current_version: int, current_fingerprint: str,
+                  previous_fingerprint: str, below_fingerprint: t.Optional[str] = None) -> RollbackPlan:
+    """Plan a rollback from the record, the newest version and the previous version's key.
+
+    ``previous_fingerprint`` is the fingerprint of the KV version the record names as previous;
+    ``below_fingerprint`` the one of the version just below the newest (read only when the
+    newest already holds the previous key: see below).
+
+    A rollback writes the previous version back as the newest (one write with check-and-set
+    against the newest it read) and then its record. When a run died between the two, the
+    newest version already holds the previous key while the record still names the key it
+    rolled back from: the key rolled back from is in the version just below the newest,
+    and the record is completed from there (not from the newest version, which holds the
+    previous key).
+    """
+    if record.get("rolled_back_from"):
+        return RollbackPlan("done", str(record.get("key_id") or ""), current_fingerprint,
+                            str(record.get("previous_key_id") or ""), str(record.get("previous_fingerprint") or ""),
+                            int(record.get("previous_version") or 0))
+    previous_fp = str(record.get("previous_fingerprint") or "") or previous_fingerprint
+    record_fp = str(record.get("fingerprint") or "")
+    if needs_below(record, current_fingerprint, previous_fingerprint):
+        if below_fingerprint is None:
+            raise DecisionError("the newest version already holds the previous key: read the version below it")
+        if below_fingerprint != record_fp:
+            raise DecisionError(
+                "the newest version (%d) holds the previous key %s, but the version below it holds %s, not the key "
+                "the record names (%s): a rollback left unfinished cannot be told apart from other writes. "
+                "Nothing was changed; compare the versions and correct the record by hand."
+                % (current_version, previous_fp, below_fingerprint or "nothing", record_fp))
+        return RollbackPlan("resume", str(record.get("previous_key_id") or ""), previous_fp,
+                            str(record.get("key_id") or ""), record_fp, current_version - 1)
+    return RollbackPlan("fresh", str(record.get("previous_key_id") or ""), previous_fp,
+                        str(record.get("key_id") or ""), current_fingerprint, current_version)
+
+
+def needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str, previous_fingerprint: str) -> bool:
+    """Whether the newest version already holds the previous key while the record names another (a rollback died halfway)."""
+    if record.get("rolled_back_from"):
+        return False
+    previous_fp = str(record.get("previous_fingerprint") or "") or previous_fingerprint
+    record_fp = str(record.get("fingerprint") or "")
+    return bool(record_fp) and current_fingerprint == previous_fp and current_fingerprint != record_fp
