@@ -105,10 +105,51 @@ def kill_holding_the_lease(ansible, services: Services, world: World, ttl: str,
     return lease
 
 
+def as_if_elsewhere(world: World, lease: dict) -> dict:
+    """The same lease as a run on another controller (an AWX job's container) leaves it: nothing here proves it dead."""
+    moved = dict(lease, controller="awx-job-412-container")
+    world.kv.create_or_update_secret(path=world.lock_path, secret=moved, mount_point="secret")
+    return moved
+
+
+def test_dead_holder_on_this_controller_is_taken_over_at_once(openbao, emulator, ansible, kv_path):
+    """Killed here, its lease valid for 15 more minutes: the next run proves its holder gone and finishes the rotation."""
+    services = Services(openbao, emulator)
+    world = World(services, "openrouter", "dead-here", kv_path)
+    lease = kill_holding_the_lease(ansible, services, world, "15m")
+    assert lease["controller"] and lease["boot_id"] and lease["pid"] and lease["pid_start"], lease
+    assert float(lease["expires_epoch"]) > time.time() + 600, lease
+    resumed = Run(ansible, ROTATE, inventory([world]), services.env)
+    assert resumed.wait() == 0, resumed.output[-4000:]
+    assert '"taken_over_from": "%s"' % lease["owner"] in resumed.output
+    assert '"taken_over_because": "dead_holder"' in resumed.output
+    assert world.problems() == [], world.problems()
+    assert world.lease()["state"] == "released"
+    assert_no_secret(resumed.output, *world.secrets())
+
+
+def test_a_run_with_nothing_to_do_releases_a_dead_runs_lease(openbao, emulator, ansible, kv_path):
+    """Killed as it closed the record, the rotation is complete; the next run finds nothing to do and releases the lease."""
+    services = Services(openbao, emulator)
+    world = World(services, "openrouter", "dead-done", kv_path)
+    kill_holding_the_lease(ansible, services, world, "15m", task="Lease | release the lease")
+    assert not world.record().get("stage"), world.record()
+    idle = Run(ansible, ROTATE, inventory([world]), services.env)
+    assert idle.wait() == 0, idle.output[-4000:]
+    assert "up to date" in text(idle)
+    assert world.lease()["state"] == "released", world.lease()
+    assert world.problems() == [], world.problems()
+    # a lease held elsewhere is left alone by such a run
+    lease = as_if_elsewhere(world, dict(world.lease(), state="held", expires_epoch=str(int(time.time() + 900))))
+    again = Run(ansible, ROTATE, inventory([world]), services.env)
+    assert again.wait() == 0, again.output[-4000:]
+    assert world.lease() == lease
+
+
 def test_dead_holder_blocks_until_broken_by_name(openbao, emulator, ansible, kv_path):
     services = Services(openbao, emulator)
     world = World(services, "openrouter", "stale", kv_path)
-    lease = kill_holding_the_lease(ansible, services, world, "15m")
+    lease = as_if_elsewhere(world, kill_holding_the_lease(ansible, services, world, "15m"))
     assert world.record().get("stage") == "creating"
     record, keys = world.record(), world.keys()
 
@@ -138,7 +179,7 @@ def test_dead_holder_blocks_until_broken_by_name(openbao, emulator, ansible, kv_
 def test_dead_holder_is_taken_over_after_the_ttl(openbao, emulator, ansible, kv_path):
     services = Services(openbao, emulator)
     world = World(services, "openai", "expiring", kv_path)
-    lease = kill_holding_the_lease(ansible, services, world, "3s")
+    lease = as_if_elsewhere(world, kill_holding_the_lease(ansible, services, world, "3s"))
     assert world.record().get("stage") == "creating"
     # Nobody intervenes: once the lease has expired, the next (scheduled) run takes it over.
     wait_for(lambda: time.time() > float(lease["expires_epoch"]) + 0.2, 30, "the lease to expire")
@@ -227,6 +268,7 @@ def test_rollback_and_cleanup_wait_for_a_rotation_in_progress(openbao, emulator,
     world.kv.create_or_update_secret(path=world.path + "-next", secret={"api_key": console["value"]}, mount_point="secret")
     lease = kill_holding_the_lease(ansible, services, world, "15m", task="Lease | read the secret again under the lease",
                                    rotate_force=True)
+    lease = as_if_elsewhere(world, lease)  # an AWX job's container, say: nothing proves here that it is gone
     assert "stage" not in world.record()
     record, versions = world.record(), world.history()
     for playbook, args in ((ROLLBACK, ["-l", world.host]), (CLEANUP, [])):

@@ -531,38 +531,38 @@ def test_vault_down_at_a_stage(fault, stage, raft, emulator, kv_path, ansible):
         assert s.key(pending)["status"] == "deleted", "the key made before the failure was revoked"
 
 
-def test_rerun_after_a_vault_outage_waits_for_the_lease(raft, emulator, kv_path, ansible):
+def test_rerun_after_a_vault_outage_and_the_lease_it_left(raft, emulator, kv_path, ansible):
     """A run that fails because Vault went away cannot release its lease (by design: nothing can be written).
 
-    The re-run right after recovery is refused with the lease's owner, its expiry and the
-    way to break it, and changes nothing; the first run after the lease expired (its expiry
-    brought forward out of band rather than waited for) takes it over and finishes the
-    rotation, with no lease broken by hand.
+    Had that run been on another controller (an AWX job's container), nothing here proves it is
+    gone: the re-run right after recovery is refused with the lease's owner, its expiry and the
+    way to break it, and changes nothing. On this controller, its process gone, the re-run takes
+    the lease over at once and finishes the rotation, with no lease broken by hand and no wait
+    for the lease to expire.
     """
     s, before = new_setup("openrouter", raft, emulator, kv_path)
     triggers, extra = window(s, ansible, "store", raft.seal)
-    # Far longer than the rest of the failed run, the recovery and the next run's start, however
-    # loaded the machine; its expiry is then brought forward by hand instead of waited for.
     extra["rotate_lease_ttl"] = "1h"
     assert rotate(ansible, s, extra=extra, triggers=triggers).rc != 0
     bring_back(raft)
     client = hvac.Client(url=raft.addr, token=raft.root_token)
     lease = client.secrets.kv.v2.read_secret_version(
         path=kv_path + ".lock", mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
-    assert lease["state"] == "held", lease
+    assert lease["state"] == "held" and float(lease["expires_epoch"]) > time.time() + 3000, lease
+    elsewhere = dict(lease, controller="awx-job-412-container")
+    client.secrets.kv.v2.create_or_update_secret(path=kv_path + ".lock", secret=elsewhere, mount_point="secret")
     state = (s.metadata()["current_version"], s.record(), sorted((k["id"], k["status"]) for k in s.keys()))
     refused = rotate(ansible, s, extra=extra)
     assert refused.rc != 0 and "rotation in progress in another run" in refused.output, refused
     assert "rotate_lease_break=%s" % lease["owner"] in refused.output and lease["expires_at"] in refused.output, refused
     assert state == (s.metadata()["current_version"], s.record(), sorted((k["id"], k["status"]) for k in s.keys()))
-    # An hour later, as far as the lease can tell: it expired (same owner, same run).
-    expired = dict(lease, expires_epoch=str(int(time.time()) - 1),
-                   expires_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1)))
-    client.secrets.kv.v2.create_or_update_secret(path=kv_path + ".lock", secret=expired, mount_point="secret")
+    # The lease as the failed run left it here: its holder's process is gone.
+    client.secrets.kv.v2.create_or_update_secret(path=kv_path + ".lock", secret=lease, mount_point="secret")
     outcome = rotate(ansible, s, extra=extra)
     assert_finished(s, outcome)
     assert_safe(s, before)
     assert "taken_over_from" in outcome.output and lease["owner"] in outcome.output, outcome
+    assert '"taken_over_because": "dead_holder"' in outcome.output, outcome
 
 
 def write_policy(client: hvac.Client, name: str, kv_path: str, data: t.Sequence[str], metadata: t.Sequence[str]) -> None:
