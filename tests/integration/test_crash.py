@@ -33,18 +33,22 @@ import json
 import os
 import random
 import resource
+import subprocess
 import time
 import typing as t
 import uuid
 
 import pytest
 
+from ansible_collections.apikeys.rotation.plugins.module_utils import rotation
 from harness import AnsibleEnv, assert_no_secret
-from rotation_world import PROVIDERS, ROTATE, Run, Services, World, failures, inventory, reap, recap
+from rotation_world import GONE, PROVIDERS, ROTATE, Run, Services, World, failures, fp, inventory, reap, recap
 
 FULL = os.environ.get("APIKEYS_CRASH_FULL", "") == "1"
 SEED = int(os.environ.get("APIKEYS_CRASH_SEED") or time.strftime("%Y%m%d"))
-LEASE_TTL = "1s"
+# Ten minutes: a killed run's lease is taken over at once because its holder is provably
+# dead (same controller and boot, its process gone), not because it expired.
+LEASE_TTL = "10m"
 BOUNDARY_CHUNKS = 4
 INSIDE = 30 if FULL else 4
 RANDOM = 24 if FULL else 4
@@ -176,7 +180,6 @@ def crash_and_resume(points: t.Sequence[Point], openbao, emulator, ansible, kv_p
     rows: t.List[dict] = []
     worlds: t.List[World] = []
     outputs: t.List[str] = []
-    last_kill = time.monotonic()
     seconds = plan_seconds
     for point in points:
         for attempt in (1, 2):
@@ -191,12 +194,10 @@ def crash_and_resume(points: t.Sequence[Point], openbao, emulator, ansible, kv_p
         worlds += point_worlds
         outputs.append(run.output)
         stuck = reap(kills[0]["survivors"]) if kills else []
-        last_kill = time.monotonic()
         for world in point_worlds:
             rows.append(dict(world.snapshot(), world=world, point=point._replace(spec=spec), killed=bool(kills), rc=run.proc.returncode,
                              stuck=stuck, during=kills[0]["during"] if kills else "(run finished: %s)" % run.proc.returncode))
-    # The lease of a killed run expires after LEASE_TTL; the re-run takes it over.
-    time.sleep(max(0.0, 1.2 - (time.monotonic() - last_kill)))
+    # The lease of a killed run is still valid (LEASE_TTL); the re-run takes it over, its holder being dead.
     rerun = Run(ansible, ROTATE, inventory(worlds), dict(services.env, **RUN_ENV))
     rerun.wait(timeout=900)
     counters = recap(rerun.output)
@@ -271,3 +272,151 @@ def test_crash_inside_tasks(chunk, plan, openbao, emulator, ansible, kv_path):
 def test_crash_at_random_moments(chunk, plan, openbao, emulator, ansible, kv_path):
     rows = crash_and_resume(random_points(plan, chunk, 2), openbao, emulator, ansible, kv_path, plan.seconds)
     check(rows, report("random moments, chunk %d of 2" % (chunk + 1), rows))
+
+
+# -- rollback: a run that died between its Vault write and its record, a dead run's lease --
+
+ROLLBACK = "apikeys.rotation.rollback"
+
+
+@pytest.mark.parametrize("provider", ["openai", "openrouter"])
+def test_rollback_killed_between_its_write_and_its_record(provider, openbao, emulator, ansible, kv_path):
+    """The re-run completes the record from the version below the newest, not from the newest."""
+    services = Services(openbao, emulator)
+    world = World(services, provider, "halfway-" + provider, kv_path, **HOSTVARS)
+    run = Run(ansible, ROTATE, inventory([world]), dict(services.env, **RUN_ENV))
+    assert run.wait() == 0, run.output
+    rotated = world.record()
+    new_fp, old_fp = rotated["fingerprint"], fp(world.old["value"])
+    assert world.history() == {1: old_fp, 2: new_fp}
+    # What "Rollback | write the previous version back as the newest" does first, with
+    # check-and-set against the newest version; the run dies before the record is written.
+    world.kv.create_or_update_secret(path=world.path, secret={"api_key": world.old["value"]}, cas=2, mount_point="secret")
+    # ... while it held the lease: ten more minutes on it, but its holder's process is gone,
+    # so the rollback takes it over at once (without that proof it would be refused).
+    dead = subprocess.Popen(["sleep", "0"])  # pylint: disable=consider-using-with
+    dead_start = rotation.process_start(dead.pid) or "1"
+    dead.wait()
+    here = rotation.Holder.here()
+    world.kv.create_or_update_secret(path=world.lock_path, mount_point="secret", secret={
+        "state": "held", "owner": "dead-run", "host": world.host, "expires_epoch": str(int(time.time() + 600)),
+        "expires_at": "in ten minutes", "controller": here.controller, "boot_id": here.boot_id,
+        "pid": str(dead.pid), "pid_start": dead_start})
+    rerun = Run(ansible, ROLLBACK, inventory([world]), dict(services.env, **RUN_ENV), extra_vars={"rotate_hosts": "all"})
+    assert rerun.wait() == 0, rerun.output
+    record = world.record()
+    assert world.history() == {1: old_fp, 2: new_fp, 3: old_fp}, "no version is written twice"
+    assert {k: record.get(k) for k in ("key_id", "fingerprint", "previous_key_id", "previous_fingerprint",
+                                       "previous_version", "rolled_back_from")} == {
+        "key_id": world.old["id"], "fingerprint": old_fp, "previous_key_id": rotated["key_id"],
+        "previous_fingerprint": new_fp, "previous_version": "2", "rolled_back_from": rotated["key_id"]}
+    lease = world.lease()
+    assert lease["state"] == "released", lease
+    assert_no_secret(run.output + rerun.output, *world.secrets())
+
+
+# -- rollback and cleanup, killed at their task boundaries ------------------------------
+
+CLEANUP = "apikeys.rotation.cleanup"
+AFTER = {"rollback": ROLLBACK, "cleanup": CLEANUP}
+AFTER_VARS = {"rollback": {}, "cleanup": {"grace_period": "0s"}}
+AFTER_EXTRA = {"rollback": {"rotate_hosts": "all"}, "cleanup": {}}
+
+
+def after_problems(name: str, world: World, rotated: dict) -> t.List[str]:
+    """What is wrong with a key once its rollback or cleanup finished (empty when all is well)."""
+    found: t.List[str] = []
+    old_fp, new_fp = fp(world.old["value"]), rotated["fingerprint"]
+    history, record = world.history(), world.record()
+    by_id = {k["id"]: k for k in world.keys()}
+    new, old = by_id.get(rotated["key_id"]) or {}, by_id.get(world.old["id"]) or {}
+    if name == "rollback":
+        expected_history = {1: old_fp, 2: new_fp, 3: old_fp}
+        expected = {"key_id": world.old["id"], "fingerprint": old_fp, "previous_key_id": rotated["key_id"],
+                    "previous_fingerprint": new_fp, "previous_version": "2", "rolled_back_from": rotated["key_id"]}
+        if old.get("status") != "active" or new.get("status") != "active":
+            found.append("after a rollback both keys are active: old %s, new %s" % (old.get("status"), new.get("status")))
+        if not world.authenticates(world.value()):
+            found.append("Vault's newest key does not authenticate")
+    else:
+        expected_history = {1: old_fp, 2: new_fp}
+        expected = {"key_id": rotated["key_id"], "fingerprint": new_fp, "previous_key_id": world.old["id"],
+                    "previous_state": "deleted"}
+        if old.get("status") not in GONE:
+            found.append("the previous key is %s after cleanup, expected deleted" % old.get("status"))
+        if new.get("status") != "active" or not world.authenticates(world.value()):
+            found.append("the key in use is %s after cleanup or does not authenticate" % new.get("status"))
+    if history != expected_history:
+        found.append("Vault's versions are %s, expected %s" % (history, expected_history))
+    wrong = {k: record.get(k) for k, v in expected.items() if record.get(k) != v}
+    if wrong:
+        found.append("the record is wrong: %s (expected %s)" % (wrong, {k: expected[k] for k in wrong}))
+    if record.get("stage"):
+        found.append("the record still says stage=%s" % record["stage"])
+    lease = world.lease() or {}
+    if lease.get("state") == "held" and float(lease.get("expires_epoch") or 0) > time.time():
+        found.append("the lease is still held by %s until %s" % (lease.get("owner"), lease.get("expires_at")))
+    return found
+
+
+def rotated_worlds(ansible, services: Services, labels: t.Sequence[str], kv_path: str, name: str,
+                   providers: t.Optional[t.Mapping[int, t.Sequence[str]]] = None) -> t.List[World]:
+    """Keys for each label (one per provider, or those of ``providers``), rotated in one run: what a rollback or cleanup starts from."""
+    chosen = list(providers.values()) if providers else [PROVIDERS] * len(labels)
+    worlds = [World(services, p, "%s-%s" % (label, p), kv_path, **dict(HOSTVARS, **AFTER_VARS[name]))
+              for label, label_providers in zip(labels, chosen) for p in label_providers]
+    run = Run(ansible, ROTATE, inventory(worlds), dict(services.env, **RUN_ENV))
+    assert run.wait(timeout=900) == 0, run.output[-6000:]
+    return worlds
+
+
+@pytest.mark.parametrize("name", sorted(AFTER))
+def test_rollback_and_cleanup_killed_at_every_boundary(name, openbao, emulator, ansible, kv_path):
+    """Killed as any task after a write starts (and 1 in OTHERS_EVERY of the others), one re-run finishes the job."""
+    services = Services(openbao, emulator)
+    playbook = AFTER[name]
+    plan_worlds = rotated_worlds(ansible, services, ["%s-plan" % name[:2]], kv_path, name)
+    rotated = {w.host: w.record() for w in plan_worlds}
+    full = Run(ansible, playbook, inventory(plan_worlds), dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, **RUN_ENV),
+               extra_vars=AFTER_EXTRA[name])
+    assert full.wait() == 0, full.output[-6000:]
+    assert {w.host: after_problems(name, w, rotated[w.host]) for w in plan_worlds} == {w.host: [] for w in plan_worlds}
+    tasks = [r["task"] for r in full.kill_records() if r.get("kind") == "task"]
+    writers = {e["task"] for e in full.events() if e.get("action") in WRITERS}
+    assert writers and len(tasks) > 10, tasks
+    # after a write (and the first): the three providers; 1 in OTHERS_EVERY of the others: one provider in turn
+    points = {n: PROVIDERS if FULL or n == 1 or tasks[n - 2] in writers else (PROVIDERS[(n + SEED) % len(PROVIDERS)],)
+              for n in range(1, len(tasks) + 1)
+              if FULL or n == 1 or tasks[n - 2] in writers or n % OTHERS_EVERY == SEED % OTHERS_EVERY}
+    labels = ["%s%02d" % (name[:2], n) for n in points]
+    worlds = rotated_worlds(ansible, services, labels, kv_path, name, points)
+    rotated = {w.host: w.record() for w in worlds}
+    rows = []
+    for n, label in zip(points, labels):
+        point_worlds = [w for w in worlds if w.host.startswith(label + "-")]
+        env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, APIKEYS_KILL_AT="task:%d" % n, APIKEYS_KILL_MODE="tree",
+                   **RUN_ENV)
+        run = Run(ansible, playbook, inventory(point_worlds), env, extra_vars=AFTER_EXTRA[name])
+        run.wait()
+        kills = [r for r in run.kill_records() if r.get("kill")]
+        assert kills, "task %d of %s is reached: %s" % (n, name, run.output[-3000:])
+        reap(kills[0]["survivors"])
+        rows += [(n, tasks[n - 1], w) for w in point_worlds]
+        assert_no_secret(run.output, *[s for w in point_worlds for s in w.secrets()])
+    # one re-run of every killed key; the killed runs' leases (ten more minutes each) are taken over at once
+    rerun = Run(ansible, playbook, inventory(worlds), dict(services.env, **RUN_ENV), extra_vars=AFTER_EXTRA[name])
+    rerun.wait(timeout=900)
+    counters = recap(rerun.output)
+    lines = ["%s killed at %d boundaries (%d keys), re-run in %.1fs" % (name, len(points), len(rows), rerun.seconds)]
+    bad = 0
+    for n, task, world in rows:
+        problems = after_problems(name, world, rotated[world.host])
+        if counters.get(world.host, {}).get("failed", 1) != 0:
+            problems = (failures(rerun.events(), world.host) or ["no recap"]) + problems
+        bad += bool(problems)
+        lines.append("task:%-3d %-10s %-58s %s" % (n, world.provider, task.split(" : ")[-1][:58],
+                                                   "ok" if not problems else "; ".join(problems)[:400]))
+    text = "\n".join(lines)
+    print(text)
+    assert not bad, text
+    assert_no_secret(rerun.output, *[s for w in worlds for s in w.secrets()])
