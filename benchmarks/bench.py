@@ -568,10 +568,10 @@ def section_modules(bench: Bench, results: dict) -> None:
         ratio = value / ping
         summary[name] = {"median_s": round(value, 4), "ratio": round(ratio, 3),
                          "samples": [round(v, 4) for v in samples[name]]}
-        target = "-" if name == "ping" or name in peers else ("met" if ratio <= 1.15 else "NOT met")
+        target = "-" if name == "ping" or name in peers else ("met" if ratio <= MODULE_TARGET else "NOT met")
         rows.append((name, "%.0f" % (value * 1000), "%+.0f" % ((value - ping) * 1000), "%.2f" % ratio,
                      "%.0f-%.0f" % (min(samples[name]) * 1000, max(samples[name]) * 1000), target))
-    say(table(("task", "median", "vs ping", "ratio to ping", "range", "target <= 1.15"), rows))
+    say(table(("task", "median", "vs ping", "ratio to ping", "range", "target <= %.2f" % MODULE_TARGET), rows))
     say("\nWall time of the whole run: %.1f s for %d tasks." % (run.wall, len(tasks)))
     results["modules"] = summary
 
@@ -637,11 +637,21 @@ def rotate_once(bench: Bench, side: str, keys: int, forks: int, sample: bool) ->
 
 
 MODULE_ACTIONS = ("ansible.builtin.uri", "ansible.builtin.ping")
+# Targets: a module's task (in the controller's process) at most 0.3x ansible.builtin.ping's,
+# one rotation with all its safety at most 0.5x the naive baseline, in wall and CPU time.
+MODULE_TARGET = 0.3
+ROTATION_TARGET = 0.5
+IN_PROCESS = os.environ.get("APIKEYS_IN_PROCESS", "").strip().lower() not in ("0", "false", "no", "off")
 
 
 def runs_module(action: str) -> bool:
-    """Whether a task runs a module process (the others are handled in the controller)."""
-    return action.startswith(("apikeys.rotation.", "community.hashi_vault.")) or action in MODULE_ACTIONS
+    """Whether a task runs a module process (the others are handled in the controller's worker).
+
+    The collection's modules run in the worker (their action plugins) unless APIKEYS_IN_PROCESS=false.
+    """
+    if action.startswith("apikeys.rotation."):
+        return not IN_PROCESS
+    return action.startswith("community.hashi_vault.") or action in MODULE_ACTIONS
 
 
 def executions(row: dict) -> int:
@@ -664,6 +674,8 @@ def breakdown(run: Run) -> t.List[t.Tuple[str, int, int, float]]:
             kind = "skipped tasks"
         elif runs_module(action):
             kind = action
+        elif action.startswith("apikeys.rotation."):
+            kind = action + " (in-process)"
         else:
             kind = "controller-side (set_fact, assert, include, debug, ...)"
         kinds.setdefault(kind, []).append(row)
@@ -699,8 +711,10 @@ def section_rotation(bench: Bench, results: dict) -> None:
          counts[side], pipelining[side])
         for side in ("role", "baseline")]))
     say("\nmodule executions per rotation: role %d, baseline %d" % (counts["role"], counts["baseline"]))
-    say("ratio role / baseline, wall time: %.2f (target <= 1.0: %s)" % (role / base, "met" if role / base <= 1.0 else "NOT met"))
-    say("ratio role / baseline, CPU time:  %.2f" % cpu_ratio)
+    say("ratio role / baseline, wall time: %.2f (target <= %.2f: %s)"
+        % (role / base, ROTATION_TARGET, "met" if role / base <= ROTATION_TARGET else "NOT met"))
+    say("ratio role / baseline, CPU time:  %.2f (target <= %.2f: %s)"
+        % (cpu_ratio, ROTATION_TARGET, "met" if cpu_ratio <= ROTATION_TARGET else "NOT met"))
     for side in ("role", "baseline"):
         say("\nWhere the %s's time goes (last run, one host):\n" % side)
         say(table(("kind", "tasks", "module executions", "seconds"),
