@@ -122,12 +122,14 @@ def secrets_of(s: Setup, token: str, bad_admin: str) -> t.Dict[str, str]:
     return named
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
-def test_no_value_in_any_playbook_run(provider, openbao, emulator, kv_path, ansible):
+# The modules run in the controller's process (their action plugins); once more with every
+# module executed as a module (AnsiballZ), where AnsibleModule's masking works in its own process.
+@pytest.mark.parametrize("provider,path", [(p, "in-process") for p in PROVIDERS] + [("openrouter", "module")])
+def test_no_value_in_any_playbook_run(provider, path, openbao, emulator, kv_path, ansible):
     """rotate, probe, rollback, cleanup at -vvvv, succeeding and failing: no value anywhere."""
     s = Setup(provider, openbao, emulator, kv_path)
     token = vault_token(openbao)
-    env = dict(s.env, VAULT_TOKEN=token, ANSIBLE_PIPELINING="1")
+    env = dict(s.env, VAULT_TOKEN=token, ANSIBLE_PIPELINING="1", APIKEYS_IN_PROCESS="true" if path == "in-process" else "false")
     bad_admin = BAD_ADMIN[provider] + secrets.token_hex(40)
     inventory = s.inventory(**FAST)
     runs: t.List[t.Tuple[str, t.Any]] = []
@@ -180,8 +182,10 @@ def test_no_value_in_any_playbook_run(provider, openbao, emulator, kv_path, ansi
     record = s.vault.secrets.kv.v2.read_secret_metadata(path=kv_path, mount_point="secret")["data"]
     check.text("the rotation record", json.dumps(record), named)
     assert check.failed_msgs >= 4, "each failing run has a failed task"
-    sys.stdout.write("\nleak checks [%s]: %d runs, %d texts, %d failed-task msgs, %d (text, secret) checks, %d secrets\n"
-                     % (provider, len(runs), check.texts, check.failed_msgs, check.checks, len(named)))
+    modules_executed = sum(result.output.count("executed as a module (APIKEYS_IN_PROCESS is false)") for _name, result in runs)
+    assert (modules_executed > 20) == (path == "module"), modules_executed
+    sys.stdout.write("\nleak checks [%s, %s]: %d runs, %d texts, %d failed-task msgs, %d (text, secret) checks, %d secrets\n"
+                     % (provider, path, len(runs), check.texts, check.failed_msgs, check.checks, len(named)))
 
 
 def test_no_value_with_vault_sealed_mid_rotation(raft_openbao, emulator, kv_path, ansible):
