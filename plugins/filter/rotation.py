@@ -16,6 +16,12 @@ def resume_from(record: t.Mapping[str, t.Any], due: bool, current_fingerprint: s
     return rotation.resume_from(bool(due), str(record.get("stage") or ""), str(current_fingerprint or ""), record)
 
 
+def plan_keys(record: t.Mapping[str, t.Any], resume: str, stage_found: str, current_fingerprint: str,
+              current_version: t.Any, current_key_id: str = "") -> t.Dict[str, t.Any]:
+    return rotation.plan_keys(str(resume or ""), str(stage_found or ""), record or {}, str(current_fingerprint or ""),
+                              int(current_version or 0), str(current_key_id or ""))
+
+
 def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_owner: str = "") -> t.Dict[str, t.Any]:
     return rotation.lease_decision(lease, float(now), str(break_owner or "")).as_dict()
 
@@ -38,14 +44,31 @@ def rollback_needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str
     return rotation.needs_below(record or {}, str(current_fingerprint or ""), str(previous_fingerprint or ""))
 
 
+def rotation_result(lease_outcome: str, resume: str, stage_found: str, check_mode: bool) -> str:
+    return rotation.result_word(str(lease_outcome or ""), str(resume or ""), str(stage_found or ""), bool(check_mode))
+
+
+def age_text(seconds: t.Any) -> str:
+    return rotation.age_text(float(seconds or 0))
+
+
+def cleanup_plan(record: t.Mapping[str, t.Any], seconds_since_retired: t.Any, grace_seconds: t.Any) -> t.Dict[str, t.Any]:
+    since = None if seconds_since_retired in (None, "") else float(seconds_since_retired)
+    return rotation.cleanup_plan(record or {}, since, float(grace_seconds or 0)).as_dict()
+
+
 class FilterModule:
     """The rotate role's decisions."""
 
     def filters(self) -> t.Dict[str, t.Callable[..., t.Any]]:
         return {
             "resume_from": resume_from,
+            "plan_keys": plan_keys,
             "lease_decision": lease_decision,
             "dead_lease": dead_lease,
             "rollback_plan": rollback_plan,
             "rollback_needs_below": rollback_needs_below,
+            "rotation_result": rotation_result,
+            "age_text": age_text,
+            "cleanup_plan": cleanup_plan,
         }

@@ -63,6 +63,45 @@ def resume_from(due: bool, stage: str, current_fingerprint: str, record: t.Mappi
     return "unknown"
 
 
+def plan_keys(resume: str, stage_found: str, record: t.Mapping[str, t.Any], current_fingerprint: str,
+              current_version: int, current_key_id: str = "") -> t.Dict[str, t.Any]:
+    """The keys a run works with: the old one (retired at the end), the new one, and their Vault versions.
+
+    A new rotation (no stage): the old key is the record's when the record's fingerprint is the
+    key in Vault (otherwise the key was replaced outside the role, the record is stale, and
+    ``current_key_id`` or adoption by hint names it), the base version is the newest.
+    Resuming: before store (create, recover, conflict) the old key is the record's own key and
+    the new one the pending key; after store (deploy, retire, superseded) the record names the
+    new key and ``previous_*`` the old one, whose version the rollback and restore go back to.
+    """
+    record_key = str(record.get("key_id") or "")
+    if not stage_found:
+        trusted = bool(record_key) and str(record.get("fingerprint") or current_fingerprint) == current_fingerprint
+        return {"old_key_id": record_key if trusted else current_key_id, "old_fingerprint": current_fingerprint,
+                "base_version": current_version, "new_key_id": "", "new_fingerprint": "", "new_version": 0}
+    before_store = resume in ("create", "recover", "conflict")
+    if resume in ("create", "conflict"):
+        base = current_version
+    elif resume == "recover":
+        base = current_version - 1  # the interrupted store wrote the newest version
+    else:
+        base = int(record.get("previous_version") or 0)
+    if resume in ("recover", "conflict"):
+        new_id, new_fp = str(record.get("pending_key_id") or ""), str(record.get("pending_fingerprint") or "")
+    elif resume in ("deploy", "retire", "superseded"):
+        new_id, new_fp = record_key, str(record.get("fingerprint") or "")
+    else:
+        new_id, new_fp = "", ""
+    return {
+        "old_key_id": (record_key or current_key_id) if before_store else str(record.get("previous_key_id") or ""),
+        "old_fingerprint": str(record.get("fingerprint") or "") if before_store else str(record.get("previous_fingerprint") or ""),
+        "base_version": base,
+        "new_key_id": new_id,
+        "new_fingerprint": new_fp,
+        "new_version": current_version if resume in ("recover", "deploy", "retire") else 0,
+    }
+
+
 # -- the lease ----------------------------------------------------------------------------
 
 LEASE_OUTCOMES = ("free", "expired", "broken", "dead_holder", "held")
@@ -280,3 +319,68 @@ def needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str, previou
     previous_fp = str(record.get("previous_fingerprint") or "") or previous_fingerprint
     record_fp = str(record.get("fingerprint") or "")
     return bool(record_fp) and current_fingerprint == previous_fp and current_fingerprint != record_fp
+
+
+# -- the result of a rotation run ---------------------------------------------------------
+
+RESULT_WORDS = ("already_rotated", "up_to_date", "would_rotate", "would_resume", "rotated", "resumed")
+
+
+def result_word(lease_outcome: str, resume: str, stage_found: str, check_mode: bool) -> str:
+    """The rotation's result in one word, as the summary and set_stats give it."""
+    if lease_outcome == "already_rotated":
+        return "already_rotated"
+    if resume == "none":
+        return "up_to_date"
+    if check_mode:
+        return "would_rotate" if not stage_found else "would_resume"
+    return "rotated" if not stage_found else "resumed"
+
+
+def age_text(seconds: t.Union[int, float]) -> str:
+    """An age to the minute: ``3d 4h 12m``, ``2h 0m``, ``5m``, ``0m``."""
+    minutes = max(0, int(seconds)) // 60
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return "%dd %dh %dm" % (days, hours, minutes)
+    if hours:
+        return "%dh %dm" % (hours, minutes)
+    return "%dm" % minutes
+
+
+# -- cleanup --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CleanupPlan:
+    """What a cleanup deletes: the previous key once its grace period is over, and stale keys."""
+
+    previous: str  # the previous key's id, "" when it is not (yet) to be deleted
+    stale: t.List[str]
+    why_not: str  # why the previous key is kept, "" when it is deleted or there is none
+
+    def as_dict(self) -> t.Dict[str, t.Any]:
+        return asdict(self)
+
+
+def cleanup_plan(record: t.Mapping[str, t.Any], seconds_since_retired: t.Optional[float], grace_seconds: float) -> CleanupPlan:
+    """Which keys a cleanup deletes, from the record.
+
+    Nothing while a rotation is unfinished (a stage is set). The previous key when it is not
+    the key in use, was retired (``previous_state`` active or disabled) and its grace period
+    has passed since ``retired_at`` (``seconds_since_retired``; None when the record gives no
+    time, which keeps it). Stale keys (``stale_key_ids``) at once.
+    """
+    stage = str(record.get("stage") or "")
+    if stage:
+        return CleanupPlan("", [], "a rotation is unfinished (stage %s): run the rotation first" % stage)
+    stale = [k.strip() for k in str(record.get("stale_key_ids") or "").split(",") if k.strip()]
+    previous = str(record.get("previous_key_id") or "")
+    if not previous or previous == str(record.get("key_id") or ""):
+        return CleanupPlan("", stale, "")
+    state = str(record.get("previous_state") or "")
+    if state not in ("active", "disabled"):
+        return CleanupPlan("", stale, "" if state in ("", "deleted") else "previous key %s is %s" % (previous, state))
+    if seconds_since_retired is None or seconds_since_retired < grace_seconds:
+        return CleanupPlan("", stale, "previous key %s is inside its grace period" % previous)
+    return CleanupPlan(previous, stale, "")

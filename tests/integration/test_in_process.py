@@ -56,8 +56,7 @@ def the_play(path, token_file, admin_file, base_url, secret, addr):
              environment=dict(vault_env, OPENROUTER_MANAGEMENT_KEY_FILE=admin_file, OPENROUTER_BASE_URL=base_url)),
         task("probe it by reference", "api_key_probe", {"provider": "openrouter", "api_key_from": {"path": path + ".next"}},
              environment=dict(vault_env, OPENROUTER_BASE_URL=base_url)),
-        task("probe a key that is not one", "api_key_probe", {"provider": "openrouter", "api_key": secret,
-                                                               "base_url": base_url}),
+        task("probe a key that is not one", "api_key_probe", {"provider": "openrouter", "api_key": secret, "base_url": base_url}),
     ]}]
 
 

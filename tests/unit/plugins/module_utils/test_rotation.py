@@ -172,3 +172,95 @@ def test_rollback_resume_needs_the_version_below():
 def test_rollback_refuses_what_it_cannot_tell_apart():
     with pytest.raises(rotation.DecisionError, match="Nothing was changed"):
         rotation.plan_rollback(AFTER_ROTATION, 3, OLD, OLD, below_fingerprint=OTHER)
+
+
+# -- the result word, ages ----------------------------------------------------------------
+
+# (lease outcome, resume point, stage found, check mode) -> word
+RESULT_TABLE = [
+    ("already_rotated", "create", "", False, "already_rotated"),
+    ("", "none", "", False, "up_to_date"),
+    ("", "none", "", True, "up_to_date"),
+    ("", "create", "", True, "would_rotate"),
+    ("", "deploy", "stored", True, "would_resume"),
+    ("taken", "create", "", False, "rotated"),
+    ("taken", "recover", "creating", False, "resumed"),
+    ("taken", "retire", "verified", False, "resumed"),
+]
+
+
+@pytest.mark.parametrize("lease,resume,stage,check,expected", RESULT_TABLE)
+def test_result_word(lease, resume, stage, check, expected):
+    assert rotation.result_word(lease, resume, stage, check) == expected
+
+
+def test_result_table_covers_every_word():
+    assert {row[-1] for row in RESULT_TABLE} == set(rotation.RESULT_WORDS)
+
+
+@pytest.mark.parametrize("seconds,text", [(0, "0m"), (59, "0m"), (300, "5m"), (7200, "2h 0m"), (3 * 86400 + 4 * 3600 + 12 * 60 + 5, "3d 4h 12m"),
+                                          (-5, "0m")])
+def test_age_text(seconds, text):
+    assert rotation.age_text(seconds) == text
+
+
+# -- cleanup --------------------------------------------------------------------------------
+
+DAY = 86400.0
+ROTATED = {"key_id": "k-new", "previous_key_id": "k-old", "previous_state": "disabled"}
+
+# (record, seconds since retired, grace) -> (previous deleted, stale deleted, why the previous key is kept)
+CLEANUP_TABLE = [
+    ("past the grace period", ROTATED, 8 * DAY, 7 * DAY, ("k-old", [], "")),
+    ("inside the grace period", ROTATED, 1 * DAY, 7 * DAY, ("", [], "previous key k-old is inside its grace period")),
+    ("no time in the record", ROTATED, None, 7 * DAY, ("", [], "previous key k-old is inside its grace period")),
+    ("OpenAI: left active", dict(ROTATED, previous_state="active"), 8 * DAY, 7 * DAY, ("k-old", [], "")),
+    ("already deleted", dict(ROTATED, previous_state="deleted"), 8 * DAY, 7 * DAY, ("", [], "")),
+    ("rolled back: previous is the key in use", dict(ROTATED, previous_key_id="k-new"), 8 * DAY, 7 * DAY, ("", [], "")),
+    ("no previous key", {"key_id": "k-new"}, 8 * DAY, 7 * DAY, ("", [], "")),
+    ("stale keys, inside the grace period", dict(ROTATED, stale_key_ids="k-1, k-2,"), 0.0, 7 * DAY,
+     ("", ["k-1", "k-2"], "previous key k-old is inside its grace period")),
+    ("a rotation unfinished", dict(ROTATED, stage="stored", stale_key_ids="k-1"), 8 * DAY, 7 * DAY,
+     ("", [], "a rotation is unfinished (stage stored): run the rotation first")),
+    ("grace period zero", ROTATED, 0.0, 0.0, ("k-old", [], "")),
+]
+
+
+@pytest.mark.parametrize("name,record,since,grace,expected", CLEANUP_TABLE, ids=[row[0] for row in CLEANUP_TABLE])
+def test_cleanup_plan(name, record, since, grace, expected):
+    plan = rotation.cleanup_plan(record, since, grace)
+    assert (plan.previous, plan.stale, plan.why_not) == expected, name
+
+
+# -- the keys a run works with ------------------------------------------------------------
+
+RECORD_CREATING = {"stage": "creating", "key_id": "k-old", "fingerprint": OLD, "pending_key_id": "k-new",
+                   "pending_fingerprint": NEW}
+RECORD_STORED = {"stage": "stored", "key_id": "k-new", "fingerprint": NEW, "previous_key_id": "k-old",
+                 "previous_fingerprint": OLD, "previous_version": "1"}
+
+# (resume, stage, record, what the newest version holds, newest version, current_key_id)
+#   -> (old key, old fp, base version, new key, new fp, new version)
+PLAN_KEYS_TABLE = [
+    ("new, record trusted", "create", "", {"key_id": "k-old", "fingerprint": OLD}, OLD, 1, "",
+     ("k-old", OLD, 1, "", "", 0)),
+    ("new, record stale (key replaced outside)", "create", "", {"key_id": "k-gone", "fingerprint": OTHER}, OLD, 3, "k-named",
+     ("k-named", OLD, 3, "", "", 0)),
+    ("new, no record", "create", "", {}, OLD, 1, "", ("", OLD, 1, "", "", 0)),
+    ("creating, create again", "create", "creating", RECORD_CREATING, OLD, 1, "", ("k-old", OLD, 1, "", "", 0)),
+    ("creating, the store landed", "recover", "creating", RECORD_CREATING, NEW, 2, "", ("k-old", OLD, 1, "k-new", NEW, 2)),
+    ("creating, someone else wrote", "conflict", "creating", RECORD_CREATING, OTHER, 2, "", ("k-old", OLD, 2, "k-new", NEW, 0)),
+    ("stored", "deploy", "stored", RECORD_STORED, NEW, 2, "", ("k-old", OLD, 1, "k-new", NEW, 2)),
+    ("verified", "retire", "verified", dict(RECORD_STORED, stage="verified"), NEW, 2, "", ("k-old", OLD, 1, "k-new", NEW, 2)),
+    ("stored, but Vault serves another key", "superseded", "stored", RECORD_STORED, OTHER, 3, "",
+     ("k-old", OLD, 1, "k-new", NEW, 0)),
+]
+
+
+@pytest.mark.parametrize("name,resume,stage,record,current,version,named,expected", PLAN_KEYS_TABLE,
+                         ids=[row[0] for row in PLAN_KEYS_TABLE])
+def test_plan_keys(name, resume, stage, record, current, version, named, expected):
+    assert rotation.resume_from(True, stage, current, record) == resume, "the table's resume point is resume_from's"
+    keys = rotation.plan_keys(resume, stage, record, current, version, named)
+    assert tuple(keys[k] for k in ("old_key_id", "old_fingerprint", "base_version", "new_key_id", "new_fingerprint",
+                                   "new_version")) == expected, name
