@@ -41,7 +41,7 @@ import uuid
 import pytest
 
 from ansible_collections.apikeys.rotation.plugins.module_utils import rotation
-from harness import AnsibleEnv, assert_no_secret
+from harness import AnsibleEnv, assert_no_secret, wait_for
 from rotation_world import GONE, PROVIDERS, ROTATE, Run, Services, World, failures, fp, inventory, reap, recap
 
 FULL = os.environ.get("APIKEYS_CRASH_FULL", "") == "1"
@@ -92,9 +92,11 @@ def make_plan(openbao, emulator_server, collections_path, workdir: str) -> Plan:
     tasks = [r["task"] for r in records if r.get("kind") == "task"]
     runners = []
     task_n = 0
-    for record in records:
+    for index, record in enumerate(records):
         if record.get("kind") == "runner":
-            runners.append(dict(record, task_n=task_n))
+            # how long until the next task starts: about how long this task took on its host
+            later = [r["at"] for r in records[index + 1:] if r.get("kind") == "task" and "at" in r]
+            runners.append(dict(record, task_n=task_n, seconds=round(later[0] - record["at"], 4) if later and "at" in record else 0.7))
         elif record.get("kind") == "task":
             task_n = record["n"]
     events = run.events()
@@ -149,7 +151,10 @@ def inside_points(plan: Plan, chunk: int, chunks: int) -> t.List[Point]:
     candidates = sorted(first_runner.values(), key=lambda r: r["n"])
     chosen = candidates if FULL and INSIDE >= len(candidates) else sorted(rng.sample(candidates, min(INSIDE, len(candidates))),
                                                                           key=lambda r: r["n"])
-    points = [Point("m%02d" % i, "inside", "runner:%d:%.3f" % (r["n"], rng.uniform(0.05, 0.7)), rng.choice(("tree", "group")))
+    # A delay within the runner's own duration in a full run (modules run in the controller's
+    # process now and take tens of milliseconds), so the kill lands inside it, not tasks later.
+    points = [Point("m%02d" % i, "inside", "runner:%d:%.3f" % (r["n"], max(0.003, rng.uniform(0.05, 0.9) * r.get("seconds", 0.7))),
+                    rng.choice(("tree", "group")))
               for i, r in enumerate(chosen)]
     return points[chunk::chunks]
 
@@ -187,10 +192,15 @@ def crash_and_resume(points: t.Sequence[Point], openbao, emulator, ansible, kv_p
                             for p in point.providers]
             run, spec = kill_run(ansible, services, point, point_worlds, seconds)
             kills = [r for r in run.kill_records() if r.get("kill")]
-            if kills or not point.spec.startswith("fraction:") or attempt == 2:
+            if kills or not point.spec.startswith(("fraction:", "runner:")) or attempt == 2:
                 break
-            # The run ended before the timer (this machine runs faster now): the same fraction of this run's duration.
-            seconds = run.seconds
+            if point.spec.startswith("fraction:"):
+                # The run ended before the timer (this machine runs faster now): the same fraction of this run's duration.
+                seconds = run.seconds
+            else:
+                # The run ended before the delay after its last runners: the same runner, a quarter of the delay.
+                _kind, number, delay = point.spec.split(":")
+                point = point._replace(spec="runner:%s:%.3f" % (number, float(delay) / 4))
         worlds += point_worlds
         outputs.append(run.output)
         stuck = reap(kills[0]["survivors"]) if kills else []
@@ -420,3 +430,51 @@ def test_rollback_and_cleanup_killed_at_every_boundary(name, openbao, emulator, 
     print(text)
     assert not bad, text
     assert_no_secret(rerun.output, *[s for w in worlds for s in w.secrets()])
+
+
+# -- a rotation left unfinished by the role before these decisions moved to Python ----------
+
+# The last commit before the in-process modules, the Python decisions and the lease's holder
+# identity; its record and lease formats are what a deployed role left in Vault.
+BEFORE = "ddb01ad"
+
+
+def collection_at(commit: str, root: str) -> t.Optional[str]:
+    """The collection as it was at ``commit``, unpacked under ``root``; None without the history (a shallow clone)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    target = os.path.join(root, "ansible_collections", "apikeys", "rotation")
+    os.makedirs(target)
+    archive = subprocess.run(["git", "-C", repo, "archive", "--format=tar", commit, "galaxy.yml", "meta", "plugins", "roles",
+                              "playbooks"], capture_output=True, check=False)
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", target], input=archive.stdout, check=True)
+    return root
+
+
+@pytest.mark.parametrize("kill_at,stage", [("Create | record the new key's id and fingerprint", "creating"),
+                                           ("Deploy the new key", "stored")])
+def test_a_rotation_left_by_the_previous_role_is_finished(kill_at, stage, openbao, emulator, ansible, kv_path, tmp_path):
+    """Killed under the previous role (its modules executed as modules, its lease without holder identity), finished by this one."""
+    old_root = collection_at(BEFORE, str(tmp_path / "before"))
+    if old_root is None:
+        pytest.skip("the repository's history is not here (shallow clone): cannot unpack %s" % BEFORE)
+    assert not os.path.exists(os.path.join(old_root, "ansible_collections", "apikeys", "rotation", "plugins", "action")), \
+        "the previous role executes its modules as modules"
+    services = Services(openbao, emulator)
+    world = World(services, "openrouter", "before-" + stage, kv_path, rotate_lease_ttl="2s", rotate_verify_successes=1)
+    env = dict(services.env, ANSIBLE_COLLECTIONS_PATH=old_root, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS,
+               APIKEYS_KILL_AT="name:" + kill_at, **RUN_ENV)
+    killed = Run(ansible, ROTATE, inventory([world]), env)
+    killed.wait()
+    assert [r for r in killed.kill_records() if r.get("kill")], killed.output[-3000:]
+    assert world.record().get("stage") == stage, world.record()
+    lease = world.lease()
+    assert lease["state"] == "held" and "controller" not in lease, "the previous role's lease names no holder: %s" % lease
+    # Nothing proves that lease's holder dead: it is taken over once it expires.
+    wait_for(lambda: time.time() > float(lease["expires_epoch"]) + 0.2, 60, "the previous role's lease to expire")
+    rerun = Run(ansible, ROTATE, inventory([world]), dict(services.env, **RUN_ENV))
+    assert rerun.wait() == 0, rerun.output[-4000:]
+    assert '"taken_over_from": "%s"' % lease["owner"] in rerun.output
+    assert world.problems() == [], world.problems()
+    assert_no_secret(killed.output + rerun.output, *world.secrets())

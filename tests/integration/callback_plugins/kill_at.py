@@ -95,6 +95,7 @@ class CallbackModule(CallbackBase):
     def _log(self, record):
         if not self._log_path:
             return
+        record = dict(record, at=round(time.monotonic(), 4))
         with self._lock:
             with open(self._log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
