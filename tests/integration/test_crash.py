@@ -94,8 +94,8 @@ def make_plan(openbao, emulator_server, collections_path, workdir: str) -> Plan:
     task_n = 0
     for index, record in enumerate(records):
         if record.get("kind") == "runner":
-            # how long until the next task starts: about how long this task took on its host
-            later = [r["at"] for r in records[index + 1:] if r.get("kind") == "task" and "at" in r]
+            # how long until the next task starts (or the play ends): about how long this task took on its host
+            later = [r["at"] for r in records[index + 1:] if r.get("kind") in ("task", "end") and "at" in r]
             runners.append(dict(record, task_n=task_n, seconds=round(later[0] - record["at"], 4) if later and "at" in record else 0.7))
         elif record.get("kind") == "task":
             task_n = record["n"]

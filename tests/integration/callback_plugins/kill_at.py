@@ -146,6 +146,9 @@ class CallbackModule(CallbackBase):
         if self._kind == "time":
             self._arm(self._delay, "time %.3fs" % self._delay)
 
+    def v2_playbook_on_stats(self, stats):
+        self._log({"kind": "end"})
+
     def _pause(self, task):
         self._pause_at = None
         self._log({"paused": True, "task": task.get_name()})
