@@ -192,12 +192,16 @@ def process_alive(pid: int, start: str) -> bool:
 @dataclass(frozen=True)
 class LeaseDecision:
     outcome: str  # one of LEASE_OUTCOMES
-    take: bool  # the run may write the lease (with check-and-set)
     taken_over_from: str  # the owner whose lease is taken over, "" when it was free
     holder: t.Dict[str, str]  # this run's identity, written into the lease
 
+    @property
+    def take(self) -> bool:
+        """Whether the run may write the lease (with check-and-set)."""
+        return self.outcome != "held"
+
     def as_dict(self) -> t.Dict[str, t.Any]:
-        return asdict(self)
+        return dict(asdict(self), take=self.take)
 
 
 def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_owner: str = "",
@@ -215,7 +219,7 @@ def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_o
     data = lease or {}
     owner = str(data.get("owner") or "")
     if data.get("state") != "held":
-        return LeaseDecision("free", True, "", asdict(here))
+        return LeaseDecision("free", "", asdict(here))
     try:
         expires = float(data.get("expires_epoch") or 0)
     except (TypeError, ValueError):
@@ -227,8 +231,8 @@ def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_o
     elif Holder.from_lease(data).provably_dead(here, alive):
         outcome = "dead_holder"
     else:
-        return LeaseDecision("held", False, "", asdict(here))
-    return LeaseDecision(outcome, True, owner, asdict(here))
+        return LeaseDecision("held", "", asdict(here))
+    return LeaseDecision(outcome, owner, asdict(here))
 
 
 def dead_lease(lease: t.Optional[t.Mapping[str, t.Any]], here: t.Optional[Holder] = None,
@@ -276,6 +280,11 @@ class RollbackPlan:
         return result
 
 
+def _rollback_fingerprints(record: t.Mapping[str, t.Any], previous_fingerprint: str) -> t.Tuple[str, str]:
+    """The previous key's fingerprint (the record's, else the one read from its version) and the record's key."""
+    return (str(record.get("previous_fingerprint") or "") or previous_fingerprint, str(record.get("fingerprint") or ""))
+
+
 def plan_rollback(record: t.Mapping[str, t.Any], current_version: int, current_fingerprint: str,
                   previous_fingerprint: str, below_fingerprint: t.Optional[str] = None) -> RollbackPlan:
     """Plan a rollback from the record, the newest version and the previous version's key.
@@ -295,8 +304,7 @@ def plan_rollback(record: t.Mapping[str, t.Any], current_version: int, current_f
         return RollbackPlan("done", str(record.get("key_id") or ""), current_fingerprint,
                             str(record.get("previous_key_id") or ""), str(record.get("previous_fingerprint") or ""),
                             int(record.get("previous_version") or 0))
-    previous_fp = str(record.get("previous_fingerprint") or "") or previous_fingerprint
-    record_fp = str(record.get("fingerprint") or "")
+    previous_fp, record_fp = _rollback_fingerprints(record, previous_fingerprint)
     if needs_below(record, current_fingerprint, previous_fingerprint):
         if below_fingerprint is None:
             raise DecisionError("the newest version already holds the previous key: read the version below it")
@@ -316,8 +324,7 @@ def needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str, previou
     """Whether the newest version already holds the previous key while the record names another (a rollback died halfway)."""
     if record.get("rolled_back_from"):
         return False
-    previous_fp = str(record.get("previous_fingerprint") or "") or previous_fingerprint
-    record_fp = str(record.get("fingerprint") or "")
+    previous_fp, record_fp = _rollback_fingerprints(record, previous_fingerprint)
     return bool(record_fp) and current_fingerprint == previous_fp and current_fingerprint != record_fp
 
 
