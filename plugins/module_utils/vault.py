@@ -207,6 +207,38 @@ def _reason_of_connection_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def plain_http_to_tls_error(url: str) -> VaultError:
+    return VaultError(
+        "The Vault server at %s speaks TLS, but url (or VAULT_ADDR) says http://: use https://%s and give "
+        "the CA that signed its certificate with ca_cert (or VAULT_CACERT)."
+        % (url, url.split("://", 1)[-1]), "tls", 400)
+
+
+def speaks_tls(url: str, timeout: float = 5.0) -> bool:
+    """Whether the server named by an ``http://`` url completes a TLS handshake.
+
+    A TLS server that is sent plain HTTP answers 400 and closes the connection with the request still unread,
+    which resets it: depending on timing the client sees the 400 or only the reset. The handshake decides.
+    The certificate is not checked: nothing is sent over this connection.
+    """
+    import socket  # pylint: disable=import-outside-toplevel
+    import ssl  # pylint: disable=import-outside-toplevel
+    from urllib.parse import urlsplit  # pylint: disable=import-outside-toplevel
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        return False
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=parts.hostname):
+                return True
+    except (OSError, ValueError):
+        return False
+
+
 def map_error(exc: BaseException, op: Op, url: str, status: t.Optional[int] = None,
               attempts: int = 1, timeout: t.Optional[float] = None) -> VaultError:
     """Turn any failure of one Vault request into a VaultError that says what to do.
@@ -228,6 +260,8 @@ def map_error(exc: BaseException, op: Op, url: str, status: t.Optional[int] = No
                 "reachable from this host, or raise timeout." % (url, _fmt_number(timeout), op.action, tried),
                 "timeout", api_path=op.api_path)
         if isinstance(exc, requests.exceptions.ConnectionError):
+            if _reason_of_connection_error(exc) != "connection refused" and speaks_tls(url, min(timeout or 5.0, 5.0)):
+                return plain_http_to_tls_error(url)
             return VaultError(
                 "Cannot reach the Vault server at %s (%s) while trying to %s%s. Check url (or VAULT_ADDR) and that the "
                 "server is running and reachable from this host." % (url, _reason_of_connection_error(exc), op.action, tried),
@@ -636,10 +670,7 @@ class VaultConnection:
     def _record_status(self, response: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
         self.last_status = response.status_code
         if response.status_code == 400 and PLAIN_HTTP_TO_TLS in (response.text or "")[:200]:
-            raise VaultError(
-                "The Vault server at %s speaks TLS, but url (or VAULT_ADDR) says http://: use https://%s and give "
-                "the CA that signed its certificate with ca_cert (or VAULT_CACERT)."
-                % (self.url, self.url.split("://", 1)[-1]), "tls", 400)
+            raise plain_http_to_tls_error(self.url)
         return response
 
     def call(self, op: Op, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:

@@ -208,3 +208,76 @@ def test_one_login_per_key_and_run_revoked_at_the_end(tls_setup, tls_openbao, an
     assert "Login failed: could not log in with AppRole" in refused.output, refused
     assert s2.keys() == before_keys and s2.metadata() == before_meta
     assert_no_secret(result.output + refused.output, limited["secret_id"], s2.admin)
+
+
+class _TLSListener(threading.Thread):
+    """Accepts connections and, like a Go TLS server sent plain HTTP, closes them with the request unread.
+
+    A TLS client completes its handshake; a plain HTTP request is reset, the side of the race in which
+    the client never sees the server's ``400 Client sent an HTTP request to an HTTPS server``.
+    """
+
+    def __init__(self, directory: str) -> None:
+        import socket
+        import ssl
+
+        from harness import make_ca, make_server_cert
+
+        super().__init__(daemon=True)
+        ca_key, ca_cert = make_ca(directory, "reset-ca")[1:]
+        cert, key = make_server_cert(directory, ca_key, ca_cert)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.handshook = threading.Event()
+
+    def stop(self) -> None:
+        import socket
+
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept(); close() alone would leave it listening
+        self.sock.close()
+        self.join(30)
+
+    def run(self) -> None:
+        import socket
+        import struct
+
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                first = conn.recv(1, socket.MSG_PEEK)
+                if first == b"\x16":  # a TLS handshake record
+                    try:
+                        with self.context.wrap_socket(conn, server_side=True):
+                            self.handshook.set()
+                    except OSError:
+                        pass
+                else:  # close with the request unread and SO_LINGER 0: the client gets a reset
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_plain_http_reset_by_a_tls_server_is_named_as_such(tmp_path):
+    """The 400 a TLS server sends to plain HTTP may be lost to the reset that follows it: the message must not depend on it."""
+    requests = pytest.importorskip("requests")
+    from ansible_collections.apikeys.rotation.plugins.module_utils import vault
+
+    listener = _TLSListener(str(tmp_path))
+    listener.start()
+    url = "http://127.0.0.1:%d" % listener.port
+    try:
+        with pytest.raises(requests.exceptions.ConnectionError) as raised:
+            requests.get(url + "/v1/sys/health", timeout=5)
+        err = vault.map_error(raised.value, vault.Op("read the secret", "secret/data/x", "read"), url, attempts=4)
+        assert err.category == "tls" and "speaks TLS, but url (or VAULT_ADDR) says http://" in err.message, err.message
+        assert listener.handshook.wait(30), "map_error named TLS without a handshake"
+    finally:
+        listener.stop()
+    # nothing listening: refused, and no handshake is tried
+    err = vault.map_error(raised.value, vault.Op("read the secret", "secret/data/x", "read"), url)
+    assert err.category == "unreachable" and "Cannot reach the Vault server" in err.message
+    assert not vault.speaks_tls(url, 1.0) and not vault.speaks_tls(url.replace("http:", "https:"), 1.0)
