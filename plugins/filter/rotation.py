@@ -8,7 +8,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.apikeys.rotation.plugins.module_utils import rotation
+from ansible_collections.apikeys.rotation.plugins.module_utils import rotation, settings
 
 
 def resume_from(record: t.Mapping[str, t.Any], due: bool, current_fingerprint: str) -> str:
@@ -57,6 +57,10 @@ def cleanup_plan(record: t.Mapping[str, t.Any], seconds_since_retired: t.Any, gr
     return rotation.cleanup_plan(record or {}, since, float(grace_seconds or 0)).as_dict()
 
 
+def check_settings(values: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str, t.Any]:
+    return settings.check_settings(values or {}, short_set or {})
+
+
 class FilterModule:
     """The rotate role's decisions."""
 
@@ -71,4 +75,5 @@ class FilterModule:
             "rotation_result": rotation_result,
             "age_text": age_text,
             "cleanup_plan": cleanup_plan,
+            "check_settings": check_settings,
         }

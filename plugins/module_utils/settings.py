@@ -1,0 +1,213 @@
+# Copyright: (c) 2026, apikeys.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rotate role's settings, checked before anything is read or written.
+
+:func:`check_settings` takes the role's ``rotate_*`` values (as the play templated them) and
+the inventory's short names that are set (``provider``, ``max_age``, ...), and returns every
+problem at once, each naming the variable the user set, plus the durations in seconds. It
+is the only check of the settings: the role's argument spec documents them and does not
+refuse any value, so that a typo gets one line naming the setting, not a dump of the spec.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from urllib.parse import urlsplit
+
+PROVIDERS = ("anthropic", "openai", "openrouter")
+RETIRE_STATES = ("disabled", "deleted")
+
+# rotate_* settings an inventory of keys sets by a short name (the role's defaults map one to the other).
+SHORT_NAMES = {
+    "rotate_provider": "provider",
+    "rotate_vault_path": "vault_path",
+    "rotate_vault_mount": "vault_mount",
+    "rotate_openai_project_id": "openai_project_id",
+    "rotate_openai_service_account_id": "openai_service_account_id",
+    "rotate_anthropic_workspace_id": "anthropic_workspace_id",
+    "rotate_openrouter_workspace_id": "openrouter_workspace_id",
+    "rotate_current_key_id": "current_key_id",
+    "rotate_key_name_prefix": "key_name_prefix",
+    "rotate_max_age": "max_age",
+    "rotate_grace_period": "grace_period",
+    "rotate_new_api_key": "new_api_key",
+    "rotate_new_api_key_vault_path": "new_api_key_vault_path",
+    "rotate_deploy_tasks": "deploy_tasks",
+    "rotate_health_url": "health_url",
+    "rotate_allow_insecure_http": "allow_insecure_http",
+}
+
+DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/?#]*@")
+TRUE_WORDS = ("y", "yes", "on", "1", "true", "t")
+FALSE_WORDS = ("n", "no", "off", "0", "false", "f", "")
+
+# (setting, smallest, largest, how the bound reads) for the durations.
+DURATIONS = (
+    ("rotate_max_age", 1, 315360000, "between 1s and 3650d", "a duration such as 30d, 12h, 90m or a number of seconds"),
+    ("rotate_grace_period", 0, 31622400, "at most 366d", "a duration such as 7d or 12h"),
+    ("rotate_lease_ttl", 1, 86400, "between 1s and 24h", "a duration such as 15m or 1h"),
+)
+# (setting, kind, smallest, largest) for the numbers.
+NUMBERS = (
+    ("rotate_probe_retries", int, 1, 1000),
+    ("rotate_verify_successes", int, 1, 100),
+    ("rotate_check_retries", int, 1, 1000),
+    ("rotate_probe_delay", float, 0, 600),
+    ("rotate_check_delay", float, 0, 600),
+)
+BOOLEANS = ("rotate_force", "rotate_restore_on_failure", "rotate_allow_insecure_http", "rotate_vault_login")
+
+
+def setting_name(name: str, settings: t.Mapping[str, t.Any], short_set: t.Mapping[str, t.Any]) -> str:
+    """The variable the user set for ``name``: its short inventory name when that one gave the value."""
+    short = SHORT_NAMES.get(name)
+    if short and short in short_set and _same(short_set[short], settings.get(name)):
+        return short
+    return name
+
+
+def _same(a: t.Any, b: t.Any) -> bool:
+    return a == b or str(a).strip() == str(b).strip()
+
+
+def shown(value: t.Any) -> str:
+    """A value as a message shows it: quoted, any user:password@ of a URL removed, at most 80 characters."""
+    text = USERINFO.sub(r"\1", str(value))
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def duration_seconds(value: t.Any) -> t.Optional[int]:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` or a number of seconds; None when it is none of these."""
+    if isinstance(value, bool):
+        return None
+    match = DURATION.match(str(value))
+    if not match:
+        return None
+    return int(match.group(1)) * UNITS[match.group(2)]
+
+
+def as_bool(value: t.Any) -> t.Optional[bool]:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+def as_number(value: t.Any, kind: t.Callable[[t.Any], t.Any]) -> t.Optional[float]:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    if kind is int and number != int(number):
+        return None
+    return number
+
+
+def health_url_problem(url: str, insecure_ok: bool, name: str) -> t.Optional[str]:
+    """Why ``health_url`` cannot be used, or None.
+
+    A credential must not go anywhere but the application, and an application's answer must not
+    come from a cloud metadata service: https only (plain http on this host's loopback, or when
+    allowed), never a link-local address.
+    """
+    if not url:
+        return None
+    safe = USERINFO.sub(r"\1", url)
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        host = ""
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host or re.search(r"\s", url):
+        return "%s must be an https:// URL, got %s" % (name, shown(safe))
+    if host.startswith("169.254.") or re.match(r"^fe[89ab]", host) or host in ("metadata.google.internal", "metadata"):
+        return ("%s points at a link-local address (%s), where cloud metadata services answer: refused"
+                % (name, shown(safe)))
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if parts.scheme.lower() == "http" and not insecure_ok and not loopback:
+        return ("%s must be https:// (got %s): plain http:// is accepted only on the loopback address of this host, "
+                "or with allow_insecure_http=true" % (name, shown(safe)))
+    return None
+
+
+def check_settings(settings: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str, t.Any]:
+    """Every problem with the role's settings, and the durations in seconds.
+
+    ``settings`` maps each ``rotate_*`` name to its value; ``short_set`` maps the short inventory
+    names that are set to their values (to name the variable the user set). Returns
+    ``{"problems": [...], "max_age_seconds": .., "grace_seconds": .., "lease_seconds": ..}``;
+    a duration that is not valid is 0 there.
+    """
+    short_set = short_set or {}
+    problems: t.List[str] = []
+
+    def name(setting: str) -> str:
+        return setting_name(setting, settings, short_set)
+
+    provider = str(settings.get("rotate_provider") or "").strip()
+    if not provider:
+        problems.append("set provider (or rotate_provider) to one of %s" % ", ".join(PROVIDERS))
+    elif provider not in PROVIDERS:
+        problems.append("%s must be one of %s, got %s" % (name("rotate_provider"), ", ".join(PROVIDERS), shown(provider)))
+
+    vault_path = str(settings.get("rotate_vault_path") or "").strip()
+    if not vault_path:
+        problems.append("set vault_path (or rotate_vault_path) to the KV v2 path of the key")
+
+    seconds: t.Dict[str, int] = {}
+    for setting, low, high, bound, example in DURATIONS:
+        value = settings.get(setting)
+        got = duration_seconds(value)
+        key = {"rotate_max_age": "max_age_seconds", "rotate_grace_period": "grace_seconds",
+               "rotate_lease_ttl": "lease_seconds"}[setting]
+        seconds[key] = got or 0
+        if got is None:
+            problems.append("%s must be %s, got %s" % (name(setting), example, shown(value)))
+        elif not low <= got <= high:
+            problems.append("%s must be %s, got %s" % (name(setting), bound, shown(value)))
+
+    for setting, kind, low, high in NUMBERS:
+        value = settings.get(setting)
+        number = as_number(value, kind)
+        what = "a whole number" if kind is int else "a number of seconds"
+        if number is None:
+            problems.append("%s must be %s from %s to %s, got %s" % (setting, what, low, high, shown(value)))
+        elif not low <= number <= high:
+            problems.append("%s must be %s from %s to %s, got %s" % (setting, what, low, high, shown(value)))
+
+    for setting in BOOLEANS:
+        if setting in settings and as_bool(settings[setting]) is None:
+            problems.append("%s must be true or false, got %s" % (name(setting), shown(settings[setting])))
+
+    retire = str(settings.get("rotate_retire_state") or "")
+    if retire not in RETIRE_STATES:
+        problems.append("rotate_retire_state must be one of %s, got %s" % (", ".join(RETIRE_STATES), shown(retire)))
+
+    lease_path = str(settings.get("rotate_lease_path") or "").strip()
+    if not lease_path or (lease_path == vault_path
+                          and str(settings.get("rotate_lease_mount") or "") == str(settings.get("rotate_vault_mount") or "")):
+        problems.append("rotate_lease_path must be a KV v2 path of its own (default: the path of the key followed by .lock)")
+
+    if provider == "openai" and not str(settings.get("rotate_openai_project_id") or "").strip():
+        problems.append("an OpenAI key needs openai_project_id (or rotate_openai_project_id): keys are listed and revoked "
+                        "per project")
+
+    insecure_ok = bool(as_bool(settings.get("rotate_allow_insecure_http", False)))
+    problem = health_url_problem(str(settings.get("rotate_health_url") or "").strip(), insecure_ok,
+                                 name("rotate_health_url"))
+    if problem:
+        problems.append(problem)
+
+    result: t.Dict[str, t.Any] = {"problems": problems}
+    result.update(seconds)
+    return result
