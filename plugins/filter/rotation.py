@@ -61,6 +61,12 @@ def check_settings(values: t.Mapping[str, t.Any], short_set: t.Optional[t.Mappin
     return settings.check_settings(values or {}, short_set or {})
 
 
+def preflight_problems(resume: str, deploy_tasks: str, deploy_file_found: bool, has_health_url: bool,
+                       allow_without_deploy: t.Any, short_set: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[str]:
+    return settings.preflight(str(resume or ""), str(deploy_tasks or "").strip(), bool(deploy_file_found),
+                              bool(has_health_url), allow_without_deploy, short_set or {})
+
+
 class FilterModule:
     """The rotate role's decisions."""
 
@@ -76,4 +82,5 @@ class FilterModule:
             "age_text": age_text,
             "cleanup_plan": cleanup_plan,
             "check_settings": check_settings,
+            "preflight_problems": preflight_problems,
         }

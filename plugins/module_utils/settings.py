@@ -15,6 +15,8 @@ import re
 import typing as t
 from urllib.parse import urlsplit
 
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import shown_url
+
 PROVIDERS = ("anthropic", "openai", "openrouter")
 RETIRE_STATES = ("disabled", "deleted")
 
@@ -36,11 +38,11 @@ SHORT_NAMES = {
     "rotate_deploy_tasks": "deploy_tasks",
     "rotate_health_url": "health_url",
     "rotate_allow_insecure_http": "allow_insecure_http",
+    "rotate_allow_without_deploy": "allow_without_deploy",
 }
 
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/?#]*@")
 TRUE_WORDS = ("y", "yes", "on", "1", "true", "t")
 FALSE_WORDS = ("n", "no", "off", "0", "false", "f", "")
 
@@ -58,7 +60,8 @@ NUMBERS = (
     ("rotate_probe_delay", float, 0, 600),
     ("rotate_check_delay", float, 0, 600),
 )
-BOOLEANS = ("rotate_force", "rotate_restore_on_failure", "rotate_allow_insecure_http", "rotate_vault_login")
+BOOLEANS = ("rotate_force", "rotate_restore_on_failure", "rotate_allow_insecure_http", "rotate_vault_login",
+            "rotate_allow_without_deploy")
 
 
 def setting_name(name: str, settings: t.Mapping[str, t.Any], short_set: t.Mapping[str, t.Any]) -> str:
@@ -75,7 +78,7 @@ def _same(a: t.Any, b: t.Any) -> bool:
 
 def shown(value: t.Any) -> str:
     """A value as a message shows it: quoted, any user:password@ of a URL removed, at most 80 characters."""
-    text = USERINFO.sub(r"\1", str(value))
+    text = shown_url(value)
     return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
@@ -121,7 +124,7 @@ def health_url_problem(url: str, insecure_ok: bool, name: str) -> t.Optional[str
     """
     if not url:
         return None
-    safe = USERINFO.sub(r"\1", url)
+    safe = shown_url(url)
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
@@ -211,3 +214,26 @@ def check_settings(settings: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapp
     result: t.Dict[str, t.Any] = {"problems": problems}
     result.update(seconds)
     return result
+
+
+def preflight(resume: str, deploy_tasks: str, deploy_file_found: bool, has_health_url: bool,
+              allow_without_deploy: t.Any, short_set: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[str]:
+    """What stops a rotation before anything is written, beyond the settings and the provider's answer.
+
+    ``resume`` is where the run starts (:func:`rotation.resume_from`): only a new rotation
+    (``create``) is held to the consumer check, a started one is always finished.
+    ``deploy_file_found`` tells whether an absolute ``deploy_tasks`` path is a file.
+    """
+    given = {"rotate_deploy_tasks": deploy_tasks, "rotate_allow_without_deploy": allow_without_deploy}
+    short_set = short_set or {}
+    problems: t.List[str] = []
+    if deploy_tasks and deploy_tasks.startswith("/") and not deploy_file_found:
+        problems.append("%s names %s, which is not a file on this controller"
+                        % (setting_name("rotate_deploy_tasks", given, short_set), deploy_tasks))
+    if resume == "create" and not deploy_tasks and not has_health_url and not as_bool(allow_without_deploy):
+        problems.append(
+            "this key has neither deploy_tasks nor health_url: the old key would be disabled as soon as the new one is "
+            "live at the provider, while applications may still hold the old one. Set deploy_tasks (tasks that make them "
+            "pick the new key up) and health_url (their key health endpoint), or set allow_without_deploy: true when every "
+            "application reads its key from Vault on each use")
+    return problems

@@ -60,7 +60,8 @@ class Setup:
         self.admin = emulator.control("POST", "keys", {"provider": provider, "kind": "admin"})["value"]
         self.env = dict(vault_env or {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token})
         self.env.update({ADMIN_ENV[provider]: self.admin, BASE_ENV[provider]: emulator.base_url(provider)})
-        self.hostvars: t.Dict[str, t.Any] = {"provider": provider, "vault_path": kv_path}
+        # the tests read Vault themselves: no application holds the key
+        self.hostvars: t.Dict[str, t.Any] = {"provider": provider, "vault_path": kv_path, "allow_without_deploy": True}
         if mount != "secret":
             self.hostvars["vault_mount"] = mount
         self.hostvars.update(FAST)
@@ -325,6 +326,67 @@ def test_check_mode_changes_nothing(setup_factory, ansible):
     assert "would rotate" in result.stdout
     assert s.keys() == before
     assert s.metadata()["current_version"] == 1 and s.record() == {}
+
+
+def vault_paths_state(s: Setup) -> dict:
+    """Every secret next to the key (the key, its .next and .lock), as Vault has them: versions and metadata."""
+    state = {}
+    for path in (s.kv_path, s.kv_path + ".next", s.kv_path + ".lock"):
+        try:
+            meta = s.vault.secrets.kv.v2.read_secret_metadata(path=path, mount_point=s.mount)["data"]
+        except hvac.exceptions.InvalidPath:
+            state[path] = None
+            continue
+        state[path] = {"current_version": meta["current_version"], "custom_metadata": meta["custom_metadata"]}
+    return state
+
+
+PREFLIGHT_CASES = {
+    "admin key unset": ({"env_drop": "OPENROUTER_MANAGEMENT_KEY"}, ["admin_key is required", "OPENROUTER_MANAGEMENT_KEY"]),
+    "base_url without /v1": ({"base_url": "/openrouter/api"},
+                             ["HTTP 404", "does not lead to OpenRouter's API", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1"]),
+    "admin key refused": ({"env_set": "sk-or-v1-" + "0" * 64}, ["HTTP 401"]),
+    "no deploy hook, no health_url": ({"hostvars": {"allow_without_deploy": False}},
+                                      ["neither deploy_tasks nor health_url", "allow_without_deploy: true"]),
+    "deploy hook missing": ({"hostvars": {"deploy_tasks": "/nonexistent/deploy.yml"}},
+                            ["deploy_tasks names /nonexistent/deploy.yml, which is not a file"]),
+}
+
+
+@pytest.mark.parametrize("case", list(PREFLIGHT_CASES))
+@pytest.mark.parametrize("mode", ["run", "check", "known-key"])
+def test_preflight_stops_before_anything_is_written(case, mode, setup_factory, ansible):
+    """A run that could not finish stops before the lease, the record or a new key: Vault and the provider are untouched.
+
+    A key without a record is first listed to be adopted (that listing is the admin check); with
+    current_key_id the preflight's own listing runs before the key is looked up by its id.
+    """
+    change, expected = PREFLIGHT_CASES[case]
+    check = mode == "check"
+    s = setup_factory("openrouter")
+    if mode == "known-key":
+        s.hostvars["current_key_id"] = s.old["id"]
+    env = dict(s.env)
+    if "env_drop" in change:
+        env.pop(change["env_drop"])
+    if "env_set" in change:
+        env["OPENROUTER_MANAGEMENT_KEY"] = change["env_set"]
+    if "base_url" in change:
+        env["OPENROUTER_BASE_URL"] = s.emulator.base_url("openrouter").split("/openrouter/")[0] + change["base_url"]
+    keys_before, vault_before = s.keys(), vault_paths_state(s)
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(**change.get("hostvars", {})), env=env,
+                                  extra_vars={"rotate_force": True}, check=check)
+    assert result.rc != 0, result
+    failed = [e for e in result.results(host=HOST) if e["event"] == "failed"]
+    # the preflight's own call, or the plan's listing that adopts a key without a record (the same check)
+    first = r": Preflight \|" if mode == "known-key" else r": (Preflight \||Plan \| list the provider's keys)"
+    assert len(failed) == 1 and re.search(first, failed[0]["task"]), result
+    message = failed[0]["result"]["msg"]
+    for text in expected:
+        assert text in message, message
+    assert "Traceback" not in result.output and "Unknown error" not in result.output
+    assert s.keys() == keys_before and vault_paths_state(s) == vault_before
+    assert_no_secret(result.output, s.old["value"], s.admin)
 
 
 def test_probe_fails_for_a_key_that_is_not_live(setup_factory, ansible):

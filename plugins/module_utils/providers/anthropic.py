@@ -78,7 +78,7 @@ class AnthropicProvider(Provider):
             params["workspace_id"] = workspace
         seen = set()
         while True:
-            resp = self.admin("GET", KEYS_PATH, "listing API keys", params=dict(params))
+            resp = self.admin("GET", KEYS_PATH, "listing API keys", collection=True, params=dict(params))
             body = resp.body if isinstance(resp.body, dict) else {}
             for item in body.get("data") or []:
                 records.append(self.record(item))

@@ -14,7 +14,7 @@ import re
 import time
 import typing as t
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint, shown_url
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import (
     HttpClient,
     NetworkError,
@@ -439,8 +439,20 @@ class Provider:
                 provider=self.name)
         return self.auth_headers(self.options.admin_key)
 
-    def admin(self, method: str, path: str, action: str, **kwargs: t.Any) -> Response:
-        return self.client.request(method, path, action, headers=self.admin_headers(), **kwargs)
+    def admin(self, method: str, path: str, action: str, collection: bool = False, **kwargs: t.Any) -> Response:
+        """An admin call; ``collection`` marks a path without an id (a listing, a create), where 404 means a wrong base URL."""
+        try:
+            return self.client.request(method, path, action, headers=self.admin_headers(), **kwargs)
+        except ProviderError as exc:
+            if collection and exc.status == 404:
+                raise ProviderError("%s. %s" % (exc, self.wrong_base_url_text()), provider=self.name, status=404,
+                                    error_type=exc.error_type, request_id=exc.request_id, wrong_base_url=True) from None
+            raise
+
+    def wrong_base_url_text(self) -> str:
+        """What a 404 where the API must answer means: base_url does not lead to the provider's API."""
+        return ("The base_url %s does not lead to %s's API: set base_url (or %s) to its API root, %s for the real service"
+                % (shown_url(self.options.base_url), self.display_name, self.base_url_env, self.default_base_url))
 
     def require(self, option: str) -> str:
         value = self.options.get(option)

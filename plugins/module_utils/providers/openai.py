@@ -75,6 +75,11 @@ class OpenAIProvider(Provider):
     def _project(self) -> str:
         return self.require("openai_project_id")
 
+    def wrong_base_url_text(self) -> str:
+        # the project is part of these paths: an unknown project is a 404 too
+        return "%s; or openai_project_id %s is not a project of this organisation" % (
+            super().wrong_base_url_text(), self.options.get("openai_project_id"))
+
     def _keys_path(self) -> str:
         return "/organization/projects/%s/api_keys" % self._project()
 
@@ -105,7 +110,8 @@ class OpenAIProvider(Provider):
         params: t.Dict[str, t.Any] = {"limit": PAGE_LIMIT, "owner_project_access": "any"}
         path = self._keys_path()
         for _page in range(MAX_PAGES):
-            resp = self.admin("GET", path, "listing API keys of project %s" % self._project(), params=dict(params))
+            resp = self.admin("GET", path, "listing API keys of project %s" % self._project(), collection=True,
+                              params=dict(params))
             body = resp.body if isinstance(resp.body, dict) else {}
             data = body.get("data") or []
             records.extend(self.record(item) for item in data)
@@ -136,7 +142,7 @@ class OpenAIProvider(Provider):
             key = resp.body if isinstance(resp.body, dict) else {}
         else:
             resp = self.admin("POST", "/organization/projects/%s/service_accounts" % project,
-                              "creating service account %r" % name, json_body={"name": name})
+                              "creating service account %r" % name, collection=True, json_body={"name": name})
             body = resp.body if isinstance(resp.body, dict) else {}
             account = body.get("id")
             key = body.get("api_key") if isinstance(body.get("api_key"), dict) else {}

@@ -75,7 +75,7 @@ class OpenRouterProvider(Provider):
             params.update(self._workspace())
             if offset:
                 params["offset"] = str(offset)
-            resp = self.admin("GET", "/keys", "listing keys%s" % self._where(), params=params)
+            resp = self.admin("GET", "/keys", "listing keys%s" % self._where(), collection=True, params=params)
             body = resp.body if isinstance(resp.body, dict) else {}
             data = body.get("data") or []
             records.extend(self.record(item) for item in data)
@@ -99,7 +99,8 @@ class OpenRouterProvider(Provider):
     def create(self, name: str) -> CreatedKey:
         body_in: t.Dict[str, t.Any] = {"name": name}
         body_in.update(self._workspace())
-        resp = self.admin("POST", "/keys", "creating key %r%s" % (name, self._where()), json_body=body_in, ok=(200, 201))
+        resp = self.admin("POST", "/keys", "creating key %r%s" % (name, self._where()), collection=True, json_body=body_in,
+                          ok=(200, 201))
         body = resp.body if isinstance(resp.body, dict) else {}
         value = body.get("key")
         data = body.get("data") if isinstance(body.get("data"), dict) else {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.settings import (
-    as_bool, check_settings, duration_seconds, health_url_problem, setting_name,
+    as_bool, check_settings, duration_seconds, health_url_problem, preflight, setting_name,
 )
 
 # The role's defaults, as the play templates them for a valid OpenRouter key.
@@ -112,3 +112,21 @@ def test_helpers():
     assert setting_name("rotate_max_age", {"rotate_max_age": "30d"}, {"max_age": "30d"}) == "max_age"
     assert setting_name("rotate_probe_retries", {"rotate_probe_retries": 3}, {}) == "rotate_probe_retries"
     assert health_url_problem("", False, "health_url") is None
+
+
+@pytest.mark.parametrize("resume, deploy, found, health, allow, short, expected", [
+    ("create", "", False, False, False, {}, ["neither deploy_tasks nor health_url"]),
+    ("create", "", False, False, "yes", {}, []),
+    ("create", "", False, True, False, {}, []),
+    ("create", "/srv/deploy.yml", True, False, False, {}, []),
+    ("create", "/srv/deploy.yml", False, True, False, {"deploy_tasks": "/srv/deploy.yml"},
+     ["deploy_tasks names /srv/deploy.yml, which is not a file on this controller"]),
+    ("create", "/srv/deploy.yml", False, True, False, {}, ["rotate_deploy_tasks names /srv/deploy.yml"]),
+    ("create", "hooks/deploy.yml", False, False, False, {}, []),  # relative: include_tasks looks for it
+    # a started rotation is always finished: only the hook's file is checked
+    ("deploy", "", False, False, False, {}, []),
+    ("retire", "/gone.yml", False, False, False, {}, ["rotate_deploy_tasks names /gone.yml"]),
+])
+def test_preflight(resume, deploy, found, health, allow, short, expected):
+    problems = preflight(resume, deploy, found, health, allow, short)
+    assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems)), problems
