@@ -57,6 +57,11 @@ def cleanup_plan(record: t.Mapping[str, t.Any], seconds_since_retired: t.Any, gr
     return rotation.cleanup_plan(record or {}, since, float(grace_seconds or 0)).as_dict()
 
 
+def cleanup_result(plan: t.Mapping[str, t.Any], kept_active: t.Optional[t.Sequence[str]], record: t.Mapping[str, t.Any],
+                   check_mode: bool, grace_period: str = "") -> t.Dict[str, t.Any]:
+    return rotation.cleanup_result(plan or {}, list(kept_active or []), record or {}, bool(check_mode), str(grace_period or ""))
+
+
 def check_settings(values: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str, t.Any]:
     return settings.check_settings(values or {}, short_set or {})
 
@@ -81,6 +86,7 @@ class FilterModule:
             "rotation_result": rotation_result,
             "age_text": age_text,
             "cleanup_plan": cleanup_plan,
+            "cleanup_result": cleanup_result,
             "check_settings": check_settings,
             "preflight_problems": preflight_problems,
         }

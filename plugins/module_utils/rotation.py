@@ -391,3 +391,32 @@ def cleanup_plan(record: t.Mapping[str, t.Any], seconds_since_retired: t.Optiona
     if seconds_since_retired is None or seconds_since_retired < grace_seconds:
         return CleanupPlan("", stale, "previous key %s is inside its grace period" % previous)
     return CleanupPlan(previous, stale, "")
+
+
+def cleanup_result(plan: t.Mapping[str, t.Any], kept_active: t.Sequence[str], record: t.Mapping[str, t.Any],
+                   check_mode: bool, grace_period: str = "") -> t.Dict[str, t.Any]:
+    """What a cleanup did, or in check mode would do: the summary's fields and the workflow entry's.
+
+    ``plan`` is :func:`cleanup_plan` as a dict, ``kept_active`` the keys the provider refused to
+    delete. In check mode nothing is deleted: the keys are listed under ``would_delete``, the
+    result is ``would_delete`` and ``previous_state`` stays what the record says.
+    """
+    targets = ([plan["previous"]] if plan.get("previous") else []) + list(plan.get("stale") or [])
+    kept = [k for k in kept_active if k in targets]
+    gone = [k for k in targets if k not in kept]
+    why_not = str(plan.get("why_not") or "")
+    if why_not.endswith("inside its grace period") and grace_period:
+        why_not += " (%s)" % grace_period
+    previous_state = str(record.get("previous_state") or "")
+    if plan.get("previous") and plan["previous"] not in kept and not check_mode:
+        previous_state = "deleted"
+    word = "nothing_to_delete" if not gone else "would_delete" if check_mode else "deleted"
+    return {
+        "result": word,
+        "changed": bool(gone) and not check_mode,
+        "deleted_key_ids": [] if check_mode else gone,
+        "would_delete_key_ids": gone if check_mode else [],
+        "kept_active_key_ids": kept,
+        "previous_state": previous_state,
+        "kept": why_not if why_not else ("nothing to delete" if not targets else ""),
+    }

@@ -256,6 +256,25 @@ def test_openai_rotation_on_a_configured_service_account(reading, setup_factory,
     assert_no_secret(result.output + cleaned.output, s.old["value"], new_value, s.admin)
 
 
+def test_cleanup_check_mode_says_would_delete_and_deletes_nothing(setup_factory, ansible):
+    s = setup_factory("openrouter")
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)
+    assert result.rc == 0, result
+    record, keys = s.record(), s.keys()
+    checked = ansible.run_playbook(CLEANUP, inventory=s.inventory(grace_period="0s"), env=s.env, check=True, diff=True)
+    assert checked.rc == 0, checked
+    summary = task_result(checked, "Cleanup | summary")["msg"]
+    assert summary["would_delete"] == [s.old["id"]] and "deleted" not in summary, summary
+    assert summary["result"] == "would delete"
+    assert s.keys() == keys and s.record() == record
+    assert s.key(s.old["id"])["status"] == "disabled"
+    cleaned = ansible.run_playbook(CLEANUP, inventory=s.inventory(grace_period="0s"), env=s.env)
+    assert cleaned.rc == 0, cleaned
+    summary = task_result(cleaned, "Cleanup | summary")["msg"]
+    assert summary["deleted"] == [s.old["id"]] and summary["result"] == "deleted"
+    assert s.key(s.old["id"])["status"] == "deleted" and s.record()["previous_state"] == "deleted"
+
+
 DUMP_HOOK = """
 - name: Hostile hook | every variable of this key
   ansible.builtin.debug:
@@ -324,6 +343,9 @@ def test_check_mode_changes_nothing(setup_factory, ansible):
     assert result.rc == 0, result
     assert recap_changed(result) == 1, "check mode reports the rotation it would make"
     assert "would rotate" in result.stdout
+    # the key in use and the key the plan would retire are the same id (found by its hint)
+    summary = task_result(result, "Report | summary")["msg"]
+    assert summary["current"]["key_id"] == s.old["id"] and summary["plan"]["retire"].startswith(s.old["id"] + " -> ")
     assert s.keys() == before
     assert s.metadata()["current_version"] == 1 and s.record() == {}
 

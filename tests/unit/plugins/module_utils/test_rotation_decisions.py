@@ -264,3 +264,25 @@ def test_plan_keys(name, resume, stage, record, current, version, named, expecte
     keys = rotation.plan_keys(resume, stage, record, current, version, named)
     assert tuple(keys[k] for k in ("old_key_id", "old_fingerprint", "base_version", "new_key_id", "new_fingerprint",
                                    "new_version")) == expected, name
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_cleanup_result_is_honest_in_check_mode(check_mode):
+    plan = {"previous": "k1", "stale": ["k0"], "why_not": ""}
+    done = rotation.cleanup_result(plan, ["k0"], {"previous_state": "disabled"}, check_mode)
+    assert done["kept_active_key_ids"] == ["k0"]
+    if check_mode:
+        assert (done["result"], done["changed"], done["deleted_key_ids"], done["would_delete_key_ids"]) == \
+            ("would_delete", False, [], ["k1"])
+        assert done["previous_state"] == "disabled"
+    else:
+        assert (done["result"], done["changed"], done["deleted_key_ids"], done["would_delete_key_ids"]) == \
+            ("deleted", True, ["k1"], [])
+        assert done["previous_state"] == "deleted"
+
+
+def test_cleanup_result_says_why_nothing_is_deleted():
+    inside = rotation.cleanup_result({"previous": "", "stale": [], "why_not": "previous key k1 is inside its grace period"},
+                                     [], {}, False, "7d")
+    assert inside["result"] == "nothing_to_delete" and inside["kept"] == "previous key k1 is inside its grace period (7d)"
+    assert rotation.cleanup_result({"previous": "", "stale": [], "why_not": ""}, [], {}, False)["kept"] == "nothing to delete"
