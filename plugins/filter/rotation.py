@@ -44,8 +44,9 @@ def rollback_needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str
     return rotation.needs_below(record or {}, str(current_fingerprint or ""), str(previous_fingerprint or ""))
 
 
-def rotation_result(lease_outcome: str, resume: str, stage_found: str, check_mode: bool) -> str:
-    return rotation.result_word(str(lease_outcome or ""), str(resume or ""), str(stage_found or ""), bool(check_mode))
+def rotation_result(lease_outcome: str, resume: str, stage_found: str, check_mode: bool, waiting: t.Any = "") -> str:
+    return rotation.result_word(str(lease_outcome or ""), str(resume or ""), str(stage_found or ""), bool(check_mode),
+                                bool(waiting))
 
 
 def age_text(seconds: t.Any) -> str:

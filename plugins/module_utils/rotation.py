@@ -330,13 +330,18 @@ def needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str, previou
 
 # -- the result of a rotation run ---------------------------------------------------------
 
-RESULT_WORDS = ("already_rotated", "up_to_date", "would_rotate", "would_resume", "rotated", "resumed")
+RESULT_WORDS = ("already_rotated", "up_to_date", "waiting", "would_rotate", "would_resume", "rotated", "resumed")
 
 
-def result_word(lease_outcome: str, resume: str, stage_found: str, check_mode: bool) -> str:
-    """The rotation's result in one word, as the summary and set_stats give it."""
+def result_word(lease_outcome: str, resume: str, stage_found: str, check_mode: bool, waiting: bool = False) -> str:
+    """The rotation's result in one word, as the summary and set_stats give it.
+
+    ``waiting``: a due Anthropic key with no new Console key yet, inside ``console_key_wait``.
+    """
     if lease_outcome == "already_rotated":
         return "already_rotated"
+    if waiting:
+        return "waiting"
     if resume == "none":
         return "up_to_date"
     if check_mode:

@@ -39,6 +39,7 @@ SHORT_NAMES = {
     "rotate_health_url": "health_url",
     "rotate_allow_insecure_http": "allow_insecure_http",
     "rotate_allow_without_deploy": "allow_without_deploy",
+    "rotate_console_key_wait": "console_key_wait",
 }
 
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -51,7 +52,11 @@ DURATIONS = (
     ("rotate_max_age", 1, 315360000, "between 1s and 3650d", "a duration such as 30d, 12h, 90m or a number of seconds"),
     ("rotate_grace_period", 0, 31622400, "at most 366d", "a duration such as 7d or 12h"),
     ("rotate_lease_ttl", 1, 86400, "between 1s and 24h", "a duration such as 15m or 1h"),
+    ("rotate_console_key_wait", 0, 31622400, "at most 366d", "a duration such as 7d or 12h"),
 )
+# where check_settings returns each duration in seconds
+DURATION_KEYS = {"rotate_max_age": "max_age_seconds", "rotate_grace_period": "grace_seconds",
+                 "rotate_lease_ttl": "lease_seconds", "rotate_console_key_wait": "console_key_wait_seconds"}
 # (setting, kind, smallest, largest) for the numbers.
 NUMBERS = (
     ("rotate_probe_retries", int, 1, 1000),
@@ -148,7 +153,7 @@ def check_settings(settings: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapp
 
     ``settings`` maps each ``rotate_*`` name to its value; ``short_set`` maps the short inventory
     names that are set to their values (to name the variable the user set). Returns
-    ``{"problems": [...], "max_age_seconds": .., "grace_seconds": .., "lease_seconds": ..}``;
+    ``{"problems": [...], "max_age_seconds": .., "grace_seconds": .., "lease_seconds": .., "console_key_wait_seconds": ..}``;
     a duration that is not valid is 0 there.
     """
     short_set = short_set or {}
@@ -171,9 +176,7 @@ def check_settings(settings: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapp
     for setting, low, high, bound, example in DURATIONS:
         value = settings.get(setting)
         got = duration_seconds(value)
-        key = {"rotate_max_age": "max_age_seconds", "rotate_grace_period": "grace_seconds",
-               "rotate_lease_ttl": "lease_seconds"}[setting]
-        seconds[key] = got or 0
+        seconds[DURATION_KEYS[setting]] = got or 0
         if got is None:
             problems.append("%s must be %s, got %s" % (name(setting), example, shown(value)))
         elif not low <= got <= high:

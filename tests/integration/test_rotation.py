@@ -196,7 +196,14 @@ def test_rotation_per_provider(provider, setup_factory, ansible):
         assert not s.authenticates(s.old["value"])
     if provider == "anthropic":
         assert fp(new_value) == fp(s.console["value"]), "the staged Console key is the one rotated to"
+        # its staging path no longer serves a second copy of the live key
+        staged = s.vault.secrets.kv.v2.read_secret_version(path=s.kv_path + "-next", mount_point=s.mount,
+                                                           raise_on_deleted_version=True)["data"]
+        assert "api_key" not in staged["data"] and staged["data"]["used_key_fingerprint"] == fp(new_value)
     assert_no_secret(result.output, s.old["value"], new_value, s.admin)
+    closing = task_result(result, "Report | every key")["msg"]
+    assert closing[1].startswith(HOST) and " rotated " in closing[1] and fp(new_value) in closing[1], closing
+    assert closing[-1] == "rotate: 1 key(s), none failed"
     summary = task_result(result, "Report | summary")["msg"]
     assert summary["current"]["fingerprint"] == fp(new_value) and summary["previous"]["key_id"] == s.old["id"]
 
@@ -223,6 +230,35 @@ def test_rotation_per_provider(provider, setup_factory, ansible):
         assert [k["fingerprint"] for k in s.active()] == [fp(new_value)]
         repeat = ansible.run_playbook(CLEANUP, inventory=s.inventory(grace_period="0s"), env=s.env)
         assert repeat.rc == 0 and recap_changed(repeat) == 0, repeat
+
+
+def test_anthropic_key_waits_for_a_new_console_key(setup_factory, ansible):
+    """A due Anthropic key with no new Console key: reported as waiting and green until console_key_wait past
+    max_age, then red; forced, it fails at once. Nothing is written either way."""
+    s = setup_factory("anthropic")
+    s.vault.secrets.kv.v2.delete_metadata_and_all_versions(path=s.kv_path + "-next", mount_point=s.mount)
+    # rotated 2 days ago, max_age 1d: due since a day
+    s.vault.secrets.kv.v2.update_metadata(path=s.kv_path, mount_point=s.mount, custom_metadata={
+        "provider": "anthropic", "key_id": s.old["id"], "fingerprint": fp(s.old["value"]),
+        "rotated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2 * 86400))})
+    before = (s.metadata(), [(k["id"], k["name"], k["status"]) for k in s.keys()])
+    waiting = ansible.run_playbook(ROTATE, inventory=s.inventory(max_age="1d", console_key_wait="7d"), env=s.env)
+    assert waiting.rc == 0, waiting
+    entry = task_result(waiting, "Report | hand the result to AWX workflows")["ansible_stats"]["data"]["apikeys_rotation"][HOST]
+    assert entry["result"] == "waiting" and entry["changed"] is False
+    assert entry["waiting"].startswith("waiting for a new Console key at secret/%s-next: due since " % s.kv_path), entry
+    assert "the rotate run fails from " in entry["waiting"] and "(console_key_wait 7d)" in entry["waiting"]
+    closing = task_result(waiting, "Report | every key")["msg"]
+    assert "nothing (waiting for a new Console key)" in closing[1], closing
+    assert (s.metadata(), [(k["id"], k["name"], k["status"]) for k in s.keys()]) == before
+    # past the limit, and forced: the host fails, naming what to do; still nothing written
+    for extra in ({"max_age": "1d", "console_key_wait": "12h"}, {"max_age": "30d", "rotate_force": True}):
+        late = ansible.run_playbook(ROTATE, inventory=s.inventory(**extra), env=s.env)
+        assert late.rc == 2, late
+        message = task_result(late, "Plan | require a new console-made key where the provider cannot create one")["msg"]
+        assert "write it as the field api_key at new_api_key_vault_path" in message and "Nothing was changed." in message
+        assert ("plus console_key_wait 12h" in message) == ("console_key_wait" in extra), message
+        assert (s.metadata(), [(k["id"], k["name"], k["status"]) for k in s.keys()]) == before
 
 
 @pytest.mark.parametrize("reading", ["refuse", "allow"])

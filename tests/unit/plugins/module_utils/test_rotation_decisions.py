@@ -176,9 +176,11 @@ def test_rollback_refuses_what_it_cannot_tell_apart():
 
 # -- the result word, ages ----------------------------------------------------------------
 
-# (lease outcome, resume point, stage found, check mode) -> word
+# (lease outcome, resume point, stage found, check mode, waiting for a Console key) -> word
 RESULT_TABLE = [
     ("already_rotated", "create", "", False, "already_rotated"),
+    ("", "none", "", False, "waiting"),
+    ("", "none", "", True, "waiting"),
     ("", "none", "", False, "up_to_date"),
     ("", "none", "", True, "up_to_date"),
     ("", "create", "", True, "would_rotate"),
@@ -191,7 +193,9 @@ RESULT_TABLE = [
 
 @pytest.mark.parametrize("lease,resume,stage,check,expected", RESULT_TABLE)
 def test_result_word(lease, resume, stage, check, expected):
-    assert rotation.result_word(lease, resume, stage, check) == expected
+    waiting = expected == "waiting"
+    assert rotation.result_word(lease, resume, stage, check, waiting) == expected
+    assert set(row[-1] for row in RESULT_TABLE) == set(rotation.RESULT_WORDS)
 
 
 def test_result_table_covers_every_word():

@@ -19,6 +19,7 @@ GOOD = {
     "rotate_verify_successes": 3, "rotate_check_retries": 3, "rotate_probe_delay": 2, "rotate_check_delay": 2,
     "rotate_force": False, "rotate_restore_on_failure": True, "rotate_allow_insecure_http": "False",
     "rotate_vault_login": "True", "rotate_retire_state": "disabled", "rotate_health_url": "",
+    "rotate_console_key_wait": "7d",
 }
 
 
@@ -29,7 +30,8 @@ def check(short=None, **changes):
 
 
 def test_good_settings_have_no_problem_and_give_seconds():
-    assert check() == {"problems": [], "max_age_seconds": 2592000, "grace_seconds": 604800, "lease_seconds": 900}
+    assert check() == {"problems": [], "max_age_seconds": 2592000, "grace_seconds": 604800, "lease_seconds": 900,
+                       "console_key_wait_seconds": 604800}
 
 
 @pytest.mark.parametrize("changes, short, expected", [
