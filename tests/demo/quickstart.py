@@ -3,13 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Seed the README's quick start: keys at the provider emulator, written to a local OpenBao.
 
-    eval "$(python tests/demo/quickstart.py)"
+    python tests/demo/quickstart.py > quickstart.env && . ./quickstart.env
+    python tests/demo/quickstart.py --wait-for http://127.0.0.1:8791/healthz/key
 
 waits until OpenBao ($VAULT_ADDR, $VAULT_TOKEN) and the emulator (--emulator) answer, then
 makes an admin key per provider, one key in use per provider written to Vault at
 quickstart/<host>, a second, "Console-made" Anthropic key staged at
 quickstart/wishlist-anthropic-next, and the OpenAI project proj_quickstart. It prints the
-environment the playbooks need (admin keys, base URLs) as export lines, for eval. Only the
+environment the playbooks need (admin keys, base URLs) as export lines, to source. Only the
 standard library: it runs in the Python that runs Ansible.
 """
 
@@ -56,7 +57,11 @@ def wait_until_up(url: str, what: str, seconds: float = 60) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", default="http://127.0.0.1:8787", help="the provider emulator's address")
+    parser.add_argument("--wait-for", metavar="URL", help="only wait until URL answers (an application just started)")
     args = parser.parse_args()
+    if args.wait_for:
+        wait_until_up(args.wait_for, "the application")
+        return
     vault = os.environ.get("VAULT_ADDR", "")
     token = os.environ.get("VAULT_TOKEN", "")
     if not vault or not token:
