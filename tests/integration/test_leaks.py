@@ -94,7 +94,8 @@ def every_value(client: hvac.Client, path: str) -> t.List[str]:
                                                             raise_on_deleted_version=True)
         except hvac.exceptions.InvalidPath:
             continue
-        values.append(read["data"]["data"]["api_key"])
+        if "api_key" in read["data"]["data"]:  # a staging path's newest version, once used, holds none
+            values.append(read["data"]["data"]["api_key"])
     return values
 
 
