@@ -120,8 +120,9 @@ def status_row(host: str, facts: t.Mapping[str, t.Any], now: float) -> t.Dict[st
 
     live, note = _live(facts.get("probe"))
     row.update(live=live, live_note=note)
-    # What failed, as far as Vault and the provider show it: a key that does not authenticate
-    # now, and a rotation that stopped before its end (a run that failed or died).
+    # What failed: a key that does not authenticate now, a rotation that stopped before its end
+    # (a run that failed or died), and the record's last_failure (a verify that failed and put
+    # the previous key back, or a rotation overtaken by another writer; cleared at the next store).
     failures = []
     if live is False:
         failures.append("now: the key in Vault is not live at %s: %s" % (provider, note))
@@ -129,6 +130,9 @@ def status_row(host: str, facts: t.Mapping[str, t.Any], now: float) -> t.Dict[st
         started = time_text(parse_time(record.get("rotation_started_at")))
         when = " (started %s)" % started if started else ""
         failures.append("rotation %s%s stopped at stage %s" % (row["rotation_id"], when, row["stage"]))
+    if record.get("last_failure"):
+        # what restore.yml / superseded.yml recorded: "<time> rotation <id>: <why>"
+        failures.append(str(record["last_failure"]))
     row["last_failure"] = "; ".join(failures)
     row["next_action"], row["state"] = next_action(row, record, facts, now)
     return row

@@ -377,8 +377,16 @@ def test_check_mode_changes_nothing(setup_factory, ansible):
     result = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env,
                                   check=True, diff=True)
     assert result.rc == 0, result
-    assert recap_changed(result) == 1, "check mode reports the rotation it would make"
+    assert recap_changed(result) == 2, "check mode reports the rotation it would make, and the record it would leave"
     assert "would rotate" in result.stdout
+    # --diff: the record the rotation would leave, from the Vault module's own check-mode diff
+    planned = task_result(result, "Plan | the rotation record this run would leave")
+    after = planned["diff"]["after"]["custom_metadata"]
+    assert after["previous_key_id"] == s.old["id"] and after["previous_fingerprint"] == fp(s.old["value"])
+    assert after["key_id"] == "(the new key, made at the provider)" and after["previous_state"] == "disabled"
+    assert after["previous_version"] == "1" and "stage" not in after
+    assert planned["diff"]["before"]["custom_metadata"] == {}
+    assert re.search(r'^\+ +"previous_key_id": "%s",$' % s.old["id"], result.stdout, re.M), "the diff is shown"
     # the key in use and the key the plan would retire are the same id (found by its hint)
     summary = task_result(result, "Report | summary")["msg"]
     assert summary["current"]["key_id"] == s.old["id"] and summary["plan"]["retire"].startswith(s.old["id"] + " -> ")

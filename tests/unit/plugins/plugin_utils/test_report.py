@@ -92,6 +92,9 @@ def test_row_fields_minute_precision_and_failures():
     assert row["due_at"] == "2026-12-29 07:47" and row["due_in"] == "due in 26d 19h 47m"
     assert row["last_failure"] == ("now: the key in Vault is not live at openrouter: HTTP 401; "
                                    "rotation r1 (started 2026-12-02 11:50) stopped at stage stored")
+    recorded = report.status_row("k", facts(record={"key_id": "k2", "fingerprint": NEW,
+                                                    "last_failure": "2026-12-01T10:00:00Z rotation r0: verify failed"}), NOW)
+    assert recorded["last_failure"] == "2026-12-01T10:00:00Z rotation r0: verify failed" and recorded["state"] == "ok"
     # a record written for another key names no key id
     other = report.status_row("k", facts(record={"key_id": "k1", "fingerprint": OLD}), NOW)
     assert other["key_id"] == ""
