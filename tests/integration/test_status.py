@@ -14,6 +14,7 @@ import html.parser
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -30,7 +31,7 @@ def iso(seconds_ago: float) -> str:
 
 @pytest.fixture()
 def fleet(openbao, emulator, ansible, kv_path):
-    """Six keys, each in a state the status view must tell apart."""
+    """Seven keys, each in a state the status view must tell apart."""
     services = Services(openbao, emulator)
     worlds = {
         # rotated by this test (below): its previous key waits for the end of its grace period
@@ -45,6 +46,8 @@ def fleet(openbao, emulator, ansible, kv_path):
         "stored": World(services, "openrouter", "st-stored", kv_path),
         # Vault holds a key the provider rejects
         "dead": World(services, "openrouter", "st-dead", kv_path),
+        # a rotation under way: another controller's run holds the lease
+        "busy": World(services, "openai", "st-busy", kv_path),
     }
     rotated = ansible.run_playbook(ROTATE, inventory=inventory([worlds["rotated"]]), env=services.env)
     assert rotated.rc == 0, rotated.output
@@ -62,6 +65,12 @@ def fleet(openbao, emulator, ansible, kv_path):
         stored.record(), stage="stored", rotation_id="20261201000000-abcd", rotation_started_at=iso(7200),
         fingerprint=fp(stored.old["value"]), previous_key_id="or-previous", previous_fingerprint="sha256:000000000000"))
     kv.create_or_update_secret(path=worlds["dead"].path, secret={"api_key": "sk-or-v1-" + "0" * 64}, mount_point="secret")
+    busy = worlds["busy"]
+    kv.update_metadata(path=busy.path, mount_point="secret", custom_metadata=dict(
+        busy.record(), stage="stored", rotation_id="20261201000000-beef", fingerprint=fp(busy.old["value"])))
+    kv.create_or_update_secret(path=busy.lock_path, mount_point="secret", secret={
+        "state": "held", "owner": "run-elsewhere", "controller": "another-controller", "job": "77",
+        "expires_at": iso(-600), "expires_epoch": str(int(time.time()) + 600)})
     return services, worlds
 
 
@@ -137,7 +146,7 @@ def test_status_shows_every_key_and_writes_reports(fleet, ansible, tmp_path):
     assert result.rc == 0, result.output
 
     table = result.result("Status | every key")["result"]["msg"]
-    count = next(i for i, line in enumerate(table) if line.startswith("6 key(s): "))
+    count = next(i for i, line in enumerate(table) if line.startswith("7 key(s): "))
     lines = {line.split()[0]: line for line in table[1:count]}
     assert set(lines) == {w.host for w in worlds.values()}, table
     assert table[0].split()[:3] == ["KEY", "PROVIDER", "AGE"]
@@ -149,7 +158,8 @@ def test_status_shows_every_key_and_writes_reports(fleet, ansible, tmp_path):
     assert "past its limit 1d" in lines["st-late"]
     assert "resume at verify (stage stored)" in lines["st-stored"]
     assert " NO " in lines["st-dead"] and "not live" in lines["st-dead"]
-    assert any(line.startswith("6 key(s): ") and "2 failed" in line and "1 waiting" in line for line in table), table
+    assert "in progress: run run-elsewhere on another-controller (AWX job 77) holds the lease until" in lines["st-busy"]
+    assert any(line.startswith("7 key(s): ") and "2 failed" in line and "1 waiting" in line for line in table), table
     assert any(line.startswith("st-dead last failure: now: the key in Vault is not live") for line in table), table
     assert any(line.startswith("st-stored last failure: rotation 20261201000000-abcd") for line in table), table
 
@@ -166,7 +176,7 @@ def test_status_shows_every_key_and_writes_reports(fleet, ansible, tmp_path):
     with open(report_md, encoding="utf-8") as handle:
         markdown = handle.read()
     assert markdown.startswith("# API key status")
-    assert sum(1 for line in markdown.splitlines() if line.startswith("| st-")) == 6
+    assert sum(1 for line in markdown.splitlines() if line.startswith("| st-")) == 7
     again = ansible.run_playbook(STATUS, inventory=hosts, env=services.env, extra_vars={"status_report": report_html},
                                  check=True)
     assert again.rc == 0, again.output

@@ -43,6 +43,15 @@ NEXT_ACTION_TABLE = [
     ("stage stored, Vault serves the new key", facts(record={"stage": "stored", "fingerprint": NEW}), "pending",
      "resume at verify (stage stored)"),
     ("stage verified", facts(record={"stage": "verified", "fingerprint": NEW}), "pending", "resume at retire"),
+    ("a run holds the lease", dict(facts(record={"stage": "stored", "fingerprint": NEW}), lease={
+        "state": "held", "owner": "o1", "controller": "ctl", "job": "42", "expires_at": "2026-12-02T12:10:00Z",
+        "expires_epoch": str(NOW + 600), "boot_id": "another-boot"}), "pending",
+     "in progress: run o1 on ctl (AWX job 42) holds the lease until 2026-12-02T12:10:00Z"),
+    ("an expired lease, a stage left", dict(facts(record={"stage": "stored", "fingerprint": NEW}), lease={
+        "state": "held", "owner": "o1", "expires_epoch": str(NOW - 1)}), "pending", "resume at verify"),
+    ("an expired lease, nothing left", dict(facts(), lease={"state": "held", "owner": "o1", "expires_epoch": str(NOW - 1)}),
+     "ok", "due in"),
+    ("a released lease", dict(facts(), lease={"state": "released", "owner": "o1"}), "ok", "due in"),
     ("stage creating, nothing stored", facts(record={"stage": "creating", "fingerprint": NEW}), "pending", "resume at create"),
     ("stage creating, the new key stored", facts(record={"stage": "creating", "fingerprint": OLD, "pending_fingerprint": NEW}),
      "pending", "resume at store"),
@@ -74,6 +83,16 @@ NEXT_ACTION_TABLE = [
 def test_next_action(what, given, state, action):
     row = report.status_row("k", given, NOW)
     assert (row["state"], row["next_action"][:len(action)]) == (state, action), what
+
+
+def test_a_lease_whose_holder_died_here_is_named(monkeypatch):
+    here = report.rotation.Holder(controller="ctl", boot_id="b1", pid="1", pid_start="1")
+    monkeypatch.setattr(report.rotation.Holder, "here", classmethod(lambda cls: here))
+    # pid 4242 with a start time no process has: gone
+    lease = {"state": "held", "owner": "o1", "controller": "ctl", "boot_id": "b1", "pid": "4242", "pid_start": "9",
+             "expires_epoch": str(NOW + 600)}
+    row = report.status_row("k", dict(facts(), lease=lease), NOW)
+    assert (row["state"], row["next_action"]) == ("pending", "run rotate: it releases the lease of run o1 on ctl, which died")
 
 
 def test_row_of_a_secret_that_cannot_be_read():
