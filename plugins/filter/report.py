@@ -15,6 +15,10 @@ def status_row(facts: t.Mapping[str, t.Any], host: str, now: t.Any) -> t.Dict[st
     return report.status_row(str(host), facts or {}, float(now))
 
 
+def console_key_wait(age_seconds: t.Any, max_age_seconds: t.Any, wait_seconds: t.Any, now: t.Any) -> t.Dict[str, t.Any]:
+    return report.console_key_wait(float(age_seconds or 0), float(max_age_seconds or 0), float(wait_seconds or 0), float(now))
+
+
 def facts_of(hosts: t.Sequence[str], hostvars: t.Mapping[str, t.Any], name: str) -> t.Dict[str, t.Any]:
     """``{host: hostvars[host][name]}`` for every host, None where the fact is not set (its run failed first)."""
     found: t.Dict[str, t.Any] = {}
@@ -55,6 +59,7 @@ class FilterModule:
     def filters(self) -> t.Dict[str, t.Callable[..., t.Any]]:
         return {
             "status_row": status_row,
+            "console_key_wait": console_key_wait,
             "facts_of": facts_of,
             "status_lines": status_lines,
             "status_report": status_report,

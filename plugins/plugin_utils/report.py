@@ -51,6 +51,16 @@ def time_text(seconds: t.Optional[float]) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def console_key_wait(age_seconds: float, max_age_seconds: float, wait_seconds: float, now: float) -> t.Dict[str, t.Any]:
+    """A due Anthropic key with no new Console key: whether it still waits, when it fell due, when waiting ends.
+
+    It waits until ``console_key_wait`` past ``max_age``; the rotate role and the status view ask here.
+    """
+    due = now - float(age_seconds) + float(max_age_seconds)
+    until = due + float(wait_seconds)
+    return {"waiting": now < until, "due_at": time_text(due), "fails_from": time_text(until)}
+
+
 def key_age_since(secret: t.Mapping[str, t.Any]) -> t.Optional[float]:
     """When the key in use started its life: the last rotation, else when its version was written (as plan.yml)."""
     record = secret.get("custom_metadata") or {}
@@ -163,13 +173,13 @@ def next_action(row: t.Mapping[str, t.Any], record: t.Mapping[str, t.Any], facts
         return "the key in Vault is not live: run probe, then rollback or rotate", "failed"
     if row["due_in_seconds"] is not None and row["due_in_seconds"] <= 0:
         if row["provider"] == "anthropic" and not _new_console_key(facts, row["fingerprint"]):
-            limit = float(facts.get("wait_limit_seconds") or 0)
-            deadline = now + row["due_in_seconds"] + limit  # due time plus the limit
+            wait = console_key_wait(row["age_seconds"], float(facts.get("max_age_seconds") or 0),
+                                    float(facts.get("wait_limit_seconds") or 0), now)
             where = facts.get("staging_path") or "new_api_key_vault_path"
-            if now >= deadline:
+            if not wait["waiting"]:
                 return ("waiting for a new Console key at %s since %s, past its limit %s: rotate fails until one is staged"
-                        % (where, row["due_at"], facts.get("wait_limit") or "")), "failed"
-            return ("waiting for a new Console key at %s (rotate fails after %s)" % (where, time_text(deadline))), "waiting"
+                        % (where, wait["due_at"], facts.get("wait_limit") or "")), "failed"
+            return ("waiting for a new Console key at %s (rotate fails after %s)" % (where, wait["fails_from"])), "waiting"
         return "rotate: due since %s" % row["due_at"], "due"
     if row["previous_key_id"] and row["previous_state"] in ("active", "disabled"):
         ends = row["grace_ends_seconds"]

@@ -188,3 +188,11 @@ def test_closing_lines(kind, entry, done, left):
     assert row[header.index("LEFT TO DO"):].startswith(left)
     assert "FAILED: see its error above" in failed and "run %s again" % kind in failed
     assert last == "%s: 2 key(s), 1 FAILED" % kind
+
+
+@pytest.mark.parametrize("age_days, waiting", [(30, True), (36.9, True), (37, False), (40, False)])
+def test_console_key_wait_ends_console_key_wait_past_max_age(age_days, waiting):
+    wait = report.console_key_wait(age_days * DAY, 30 * DAY, 7 * DAY, NOW)
+    assert wait["waiting"] is waiting
+    assert wait["due_at"] == report.time_text(NOW - age_days * DAY + 30 * DAY)
+    assert wait["fails_from"] == report.time_text(NOW - age_days * DAY + 37 * DAY)
