@@ -13,6 +13,8 @@ in providers.md):
 - Anthropic   ``http://HOST:PORT/anthropic``            (then ``/v1/models`` ...)
 - OpenAI      ``http://HOST:PORT/openai/v1``            (then ``/models`` ...)
 - OpenRouter  ``http://HOST:PORT/openrouter/api/v1``    (then ``/key`` ...)
+- Cloudflare  ``http://HOST:PORT/cloudflare/client/v4`` (Workers secrets, a deploy target)
+- A Worker    ``http://HOST:PORT/worker/SCRIPT``        (``/healthz/key`` and traffic; a simulated consumer)
 
 The control API lives under ``/_emulator/`` (see README.md next to this file).
 Key values are shown once, in the answer that creates them, and nowhere else:
@@ -43,7 +45,18 @@ PROVIDER_BASES = (
     ("/anthropic", "anthropic"),
     ("/openai/v1", "openai"),
     ("/openrouter/api/v1", "openrouter"),
+    ("/cloudflare/client/v4", "cloudflare"),
+    ("/worker", "worker"),
 )
+# Faults may target the providers, the Cloudflare API and the simulated Workers.
+SERVICES = PROVIDERS + ("cloudflare", "worker")
+# Worker secrets (Cloudflare's limit: 5 kB; names as Workers bindings allow).
+CLOUDFLARE_SECRET_MAX = 5 * 1024
+CLOUDFLARE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+CLOUDFLARE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+CLOUDFLARE_SCRIPT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+CLOUDFLARE_SECRETS_RE = re.compile(
+    r"^/accounts/(?P<account>[^/]+)/workers/scripts/(?P<script>[^/]+)/secrets(?:/(?P<name>[^/]+))?/?$")
 CONTROL_PREFIX = "/_emulator"
 
 # Behaviour the public documentation does not pin down (UNCONFIRMED in
@@ -78,6 +91,7 @@ MAX_RECORDED_REQUESTS = 20000
 MAX_SLEEP = 600.0
 
 ALNUM = string.ascii_letters + string.digits
+HEX = "0123456789abcdef"
 LOWER_ALNUM = string.ascii_lowercase + string.digits
 BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 KEY_CHARS = ALNUM + "-_"
@@ -160,6 +174,21 @@ def openai_incorrect_key_shown(value: str) -> str:
     if len(value) < 24:
         return "*" * max(len(value), 3)
     return value[:8] + "*" * (len(value) - 12) + value[-4:]
+
+
+def cloudflare_ok(result: t.Any) -> dict:
+    """Cloudflare's v4 envelope around a result."""
+    return {"success": True, "errors": [], "messages": [], "result": result}
+
+
+def cloudflare_error(status: int, code: int, message: str,
+                     chain: t.Optional[t.Tuple[int, str]] = None) -> dict:
+    """Cloudflare's v4 envelope around one error (``status`` is the HTTP status it goes with)."""
+    error: dict = {"code": code, "message": message}
+    if chain is not None:
+        error["error_chain"] = [{"code": chain[0], "message": chain[1]}]
+    del status
+    return {"success": False, "errors": [error], "messages": [], "result": None}
 
 
 def request_id(provider: str) -> str:
@@ -378,6 +407,54 @@ class Key:
         if self.status == "active":
             return True
         return self.grace_until is not None and now < self.grace_until
+
+
+class Worker:
+    """A Cloudflare Worker script with its secrets, and the code it runs: a simulated consumer of a key.
+
+    A secret written through the API makes a new deployment; the Worker serves it once the
+    deployment is live (``pickup_delay`` seconds later), or never (``pickup: never``, a Worker
+    that does not pick the key up). ``GET /worker/SCRIPT/healthz/key`` answers as
+    docs/key-health-endpoint.md says, probing the provider with the key it serves; any other
+    path under the Worker is traffic, answered 200 only when that key authenticates.
+    """
+
+    def __init__(self, account_id: str, script: str, provider: str, secret_name: str) -> None:
+        self.account_id = account_id
+        self.script = script
+        self.provider = provider
+        self.secret_name = secret_name
+        self.secrets: t.Dict[str, dict] = {}     # name -> {"value", "fingerprint", "deployment", "at"}
+        self.deployments = 0
+        self.pickup = "deploy"                   # or "never"
+        self.pickup_delay = 0.0
+        self.serving: t.Optional[str] = None     # the value the running code holds
+        self.served = 0
+        self.failed = 0
+        self.puts = 0
+
+    def put_secret(self, name: str, value: str, now: float) -> None:
+        self.deployments += 1
+        self.puts += 1
+        self.secrets[name] = {"value": value, "fingerprint": fingerprint(value), "deployment": self.deployments,
+                              "at": now}
+
+    def key_in_use(self, now: float) -> t.Optional[str]:
+        """The key the running code holds: the bound secret once its deployment is live."""
+        secret = self.secrets.get(self.secret_name)
+        if secret is not None and self.pickup != "never" and now >= secret["at"] + self.pickup_delay:
+            self.serving = secret["value"]
+        return self.serving
+
+    def state(self, now: float) -> dict:
+        held = self.key_in_use(now)
+        return {"account_id": self.account_id, "script": self.script, "provider": self.provider,
+                "secret_name": self.secret_name, "deployments": self.deployments, "puts": self.puts,
+                "secrets": [{"name": n, "type": "secret_text", "fingerprint": v["fingerprint"],
+                             "deployment": v["deployment"]} for n, v in sorted(self.secrets.items())],
+                "serving_fingerprint": fingerprint(held) if held else None,
+                "pickup": self.pickup, "pickup_delay": self.pickup_delay,
+                "requests": {"served": self.served, "failed": self.failed}}
 
 
 class Fault:
@@ -607,6 +684,8 @@ class Emulator:
             self.anthropic_user = "user_01" + rand(BASE58, 22)
             self.anthropic_workspace = "wrkspc_01" + rand(BASE58, 22)
             self.behaviour = {name: values[0] for name, values in BEHAVIOURS.items()}
+            self.cf_tokens: t.Dict[str, str] = {}        # API token -> account id
+            self.workers: t.Dict[t.Tuple[str, str], Worker] = {}
 
     def _add_key(self, provider: str, kind: str, name: str, key_id: t.Optional[str] = None) -> Key:
         now = time.time()
@@ -658,6 +737,7 @@ class Emulator:
                 out[provider] = {"keys": [self._key_state(k, now) for k in self.keys[provider]]}
             out["openai"]["service_accounts"] = [self._sa_state(sa) for sa in self.service_accounts.values()]
             out["openai"]["projects"] = [dict(p) for p in self.projects.values()]
+            out["cloudflare"] = {"workers": [w.state(now) for w in self.workers.values()]}
             return out
 
     def _key_state(self, key: Key, now: float) -> dict:
@@ -1296,6 +1376,100 @@ class Emulator:
         self._set_status(key, "deleted")
         return {"deleted": True}
 
+
+    # -- Cloudflare Workers secrets and the simulated Workers -----------------
+
+    def handle_cloudflare(self, call: Call, entry: dict) -> Response:
+        """The Cloudflare API (``{"success", "errors", "messages", "result"}`` envelopes) and the Workers."""
+        fault = self.take_fault(call.provider, call.method, call.path)
+        if fault is not None and fault.hang:
+            return Response(0, None, hang=float(fault.hang))
+        if fault is not None and fault.latency:
+            time.sleep(float(fault.latency))
+        if fault is not None and fault.status:
+            resp = Response(fault.status, cloudflare_error(fault.status, 10013, "service unavailable")
+                            if call.provider == "cloudflare" else {"error": "fault"}, fault.headers())
+        elif call.provider == "cloudflare":
+            with self.lock:
+                resp = self._cloudflare(call)
+            resp.headers.append(("cf-ray", rand(HEX, 16) + "-LHR"))
+        else:
+            resp = self._worker(call)
+        with self.lock:
+            entry["status"] = resp.status
+        return resp
+
+    def _cloudflare(self, call: Call) -> Response:
+        match = CLOUDFLARE_SECRETS_RE.match(call.path)
+        if match is None:
+            return Response(404, cloudflare_error(404, 7003, "Could not route to %s, perhaps your object identifier is "
+                                                              "invalid?" % safe_for_log(call.path)[:200]))
+        account_id, script, name = match.group("account"), match.group("script"), match.group("name")
+        allowed = ("GET", "DELETE") if name else ("GET", "PUT")
+        if call.method not in allowed:
+            return Response(405, cloudflare_error(405, 10000, "Method not allowed"))
+        auth = call.headers.get("Authorization") or ""
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return Response(400, cloudflare_error(400, 6003, "Invalid request headers",
+                                                  chain=(6111, "Invalid format for Authorization header")))
+        if self.cf_tokens.get(auth[7:].strip()) != account_id:
+            return Response(403, cloudflare_error(403, 10000, "Authentication error"))
+        worker = self.workers.get((account_id, script))
+        if worker is None:
+            return Response(404, cloudflare_error(404, 10007, "This Worker does not exist on your account."))
+        if call.query:
+            return Response(400, cloudflare_error(400, 10001, "unknown query parameter(s): %s"
+                                                  % ", ".join(sorted(call.query))[:200]))
+        if call.method == "PUT":
+            return self._cloudflare_put_secret(call, worker)
+        if name is None:
+            return Response(200, cloudflare_ok([{"name": n, "type": "secret_text"} for n in sorted(worker.secrets)]))
+        if name not in worker.secrets:
+            return Response(404, cloudflare_error(404, 10056, "Binding name '%s' not found." % name[:64]))
+        if call.method == "DELETE":
+            del worker.secrets[name]
+            worker.deployments += 1
+            return Response(200, cloudflare_ok(None))
+        return Response(200, cloudflare_ok({"name": name, "type": "secret_text"}))
+
+    def _cloudflare_put_secret(self, call: Call, worker: Worker) -> Response:
+        try:
+            body = call.json()
+        except ApiError:
+            return Response(400, cloudflare_error(400, 10001, "Invalid request body: not a JSON object"))
+        unknown = sorted(set(body) - {"name", "text", "type"})
+        if unknown:
+            return Response(400, cloudflare_error(400, 10001, "Invalid request body: unknown field(s) %s"
+                                                  % ", ".join(unknown)[:200]))
+        name, text, kind = body.get("name"), body.get("text"), body.get("type")
+        if not isinstance(name, str) or not CLOUDFLARE_NAME_RE.match(name):
+            return Response(400, cloudflare_error(400, 10001, "Invalid request body: name must be a binding name"))
+        if kind != "secret_text":
+            return Response(400, cloudflare_error(400, 10001, "Invalid request body: type must be secret_text"))
+        if not isinstance(text, str) or not text:
+            return Response(400, cloudflare_error(400, 10001, "Invalid request body: text must be a non-empty string"))
+        if len(text.encode("utf-8")) > CLOUDFLARE_SECRET_MAX:
+            return Response(400, cloudflare_error(400, 10054, "Secret too large: it must be 5kB or less"))
+        worker.put_secret(name, text, time.time())
+        return Response(200, cloudflare_ok({"name": name, "type": "secret_text"}))
+
+    def _worker(self, call: Call) -> Response:
+        """The simulated Worker's own code: its key health endpoint and its traffic."""
+        script, _sep, rest = call.path.lstrip("/").partition("/")
+        with self.lock:
+            worker = next((w for w in self.workers.values() if w.script == script), None)
+            if worker is None:
+                return Response(404, {"error": "no such Worker"})
+            key = self.authenticate(worker.provider, worker.key_in_use(time.time()) or "")
+            held = worker.serving
+            if rest == "healthz/key":
+                return Response(200, {"live": key is not None, "fingerprint": fingerprint(held) if held else None})
+            if key is None:
+                worker.failed += 1
+                return Response(502, {"error": "the provider refused the Worker's key"})
+            worker.served += 1
+            return Response(200, {"ok": True})
+
     # -- control API -------------------------------------------------------------
 
     def control(self, method: str, path: str, body: t.Any) -> t.Tuple[int, t.Any]:
@@ -1314,6 +1488,8 @@ class Emulator:
             ("GET", "/behaviour"): lambda b: dict(self.behaviour),
             ("POST", "/behaviour"): self._control_behaviour,
             ("DELETE", "/hits"): self._control_clear_hits,
+            ("POST", "/cloudflare/workers"): self._control_create_worker,
+            ("POST", "/cloudflare/worker"): self._control_worker_behaviour,
         }
         handler = routes.get((method, path.rstrip("/") or "/"))
         if handler is None:
@@ -1331,6 +1507,63 @@ class Emulator:
                 raise ControlError(400, "%s must be one of %s" % (name, ", ".join(str(v) for v in BEHAVIOURS[name])))
         self.behaviour.update(body)
         return dict(self.behaviour)
+
+    def _control_create_worker(self, body: t.Optional[dict]) -> dict:
+        """A Worker script on an account, with an API token for it and (optionally) the key it serves."""
+        body = body or {}
+        unknown = sorted(set(body) - {"script", "provider", "account_id", "secret_name", "api_key", "pickup",
+                                      "pickup_delay"})
+        if unknown:
+            raise ControlError(400, "unknown field(s): %s" % ", ".join(unknown))
+        script = body.get("script")
+        if not isinstance(script, str) or not CLOUDFLARE_SCRIPT_RE.match(script):
+            raise ControlError(400, "script must be a Worker name (lowercase letters, digits, - and _)")
+        provider = body.get("provider")
+        if provider not in PROVIDERS:
+            raise ControlError(400, "provider must be one of %s" % ", ".join(PROVIDERS))
+        account_id = body.get("account_id") or rand(HEX, 32)
+        if not isinstance(account_id, str) or not CLOUDFLARE_ID_RE.match(account_id):
+            raise ControlError(400, "account_id must be 32 lowercase hex digits")
+        secret_name = body.get("secret_name", "%s_API_KEY" % provider.upper())
+        if not isinstance(secret_name, str) or not CLOUDFLARE_NAME_RE.match(secret_name):
+            raise ControlError(400, "secret_name must be a binding name")
+        if any(w.script == script for w in self.workers.values()):
+            raise ControlError(409, "a Worker named %s exists already" % script)
+        worker = Worker(account_id, script, provider, secret_name)
+        self._worker_behaviour(worker, body)
+        api_key = body.get("api_key")
+        if api_key is not None:
+            if not isinstance(api_key, str) or not api_key:
+                raise ControlError(400, "api_key must be a non-empty string")
+            worker.put_secret(secret_name, api_key, time.time() - worker.pickup_delay)
+            worker.serving = api_key  # the key the Worker runs with from the start
+        token = rand(ALNUM, 40)
+        self.cf_tokens[token] = account_id
+        self.workers[(account_id, script)] = worker
+        return {"account_id": account_id, "script": script, "secret_name": secret_name, "api_token": token,
+                "health_path": "/worker/%s/healthz/key" % script, "traffic_path": "/worker/%s/work" % script}
+
+    @staticmethod
+    def _worker_behaviour(worker: Worker, body: dict) -> None:
+        pickup = body.get("pickup", worker.pickup)
+        if pickup not in ("deploy", "never"):
+            raise ControlError(400, "pickup must be deploy or never")
+        delay = body.get("pickup_delay", worker.pickup_delay)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_SLEEP:
+            raise ControlError(400, "pickup_delay must be a number of seconds from 0 to %d" % MAX_SLEEP)
+        worker.pickup, worker.pickup_delay = pickup, float(delay)
+
+    def _control_worker_behaviour(self, body: t.Optional[dict]) -> dict:
+        """Change when a Worker picks up a new secret: ``{"script", "pickup"?, "pickup_delay"?}``."""
+        body = body or {}
+        unknown = sorted(set(body) - {"script", "pickup", "pickup_delay"})
+        if unknown:
+            raise ControlError(400, "unknown field(s): %s" % ", ".join(unknown))
+        worker = next((w for w in self.workers.values() if w.script == body.get("script")), None)
+        if worker is None:
+            raise ControlError(404, "no Worker named %r" % body.get("script"))
+        self._worker_behaviour(worker, body)
+        return worker.state(time.time())
 
     def _control_reset(self, body: dict) -> dict:
         self.reset()
@@ -1472,8 +1705,8 @@ class Emulator:
         if unknown:
             raise ControlError(400, "unknown field(s): %s" % ", ".join(unknown))
         spec = dict(body)
-        if spec.get("provider") is not None and spec["provider"] not in PROVIDERS:
-            raise ControlError(400, "provider must be null or one of %s" % ", ".join(PROVIDERS))
+        if spec.get("provider") is not None and spec["provider"] not in SERVICES:
+            raise ControlError(400, "provider must be null or one of %s" % ", ".join(SERVICES))
         if spec.get("method") is not None:
             if not isinstance(spec["method"], str) or not spec["method"].isalpha():
                 raise ControlError(400, "method must be an HTTP method name")
@@ -1630,11 +1863,12 @@ class Handler(BaseHTTPRequestHandler):
             self._log("-", path, 404, started)
             self._send(404, {"error": "unknown path; providers live under /anthropic, /openai/v1, /openrouter/api/v1"})
             return
-        route, params = find_route(provider, self.command, sub)
-        entry = emulator.record(provider, self.command, route, sub)
         call = Call(provider, self.command, sub, query, self.headers, body)
-        call.params = params
-        resp = emulator.handle(call, entry, route)
+        if provider in PROVIDERS:
+            route, call.params = find_route(provider, self.command, sub)
+            resp = emulator.handle(call, emulator.record(provider, self.command, route, sub), route)
+        else:
+            resp = emulator.handle_cloudflare(call, emulator.record(provider, self.command, None, sub))
         if resp.hang is not None:
             time.sleep(resp.hang)
             self.close_connection = True

@@ -348,7 +348,23 @@ class Emulator:
             "anthropic": self.url + "/anthropic",
             "openai": self.url + "/openai/v1",
             "openrouter": self.url + "/openrouter/api/v1",
+            "cloudflare": self.url + "/cloudflare/client/v4",
         }[provider]
+
+    def worker(self, script: str, provider: str, api_key: t.Optional[str] = None, **extra: t.Any) -> dict:
+        """A simulated Cloudflare Worker serving ``api_key``, with an API token for its account."""
+        body = dict(extra, script=script, provider=provider)
+        if api_key is not None:
+            body["api_key"] = api_key
+        worker = self.control("POST", "cloudflare/workers", body)
+        worker["health_url"] = self.url + worker["health_path"]
+        worker["traffic_url"] = self.url + worker["traffic_path"]
+        return worker
+
+    def worker_state(self, script: str) -> dict:
+        """What the emulator knows about one Worker (never a value)."""
+        workers = self.control("GET", "state")["cloudflare"]["workers"]
+        return next(w for w in workers if w["script"] == script)
 
     def start(self) -> "Emulator":
         os.makedirs(self.workdir, exist_ok=True)

@@ -851,3 +851,100 @@ def test_behaviour_switches_are_validated_and_reset(emulator):
     expected = {"openai_service_account_key_delete": "refuse", "openai_restricted_status": 401,
                 "openai_new_key_scopes": "all"}
     assert emulator.control("GET", "behaviour") == expected
+
+
+# -- Cloudflare Workers secrets and the simulated Worker -----------------------
+
+def cf_req(emulator, method, worker, token=None, name=None, **kwargs):
+    path = "/accounts/%s/workers/scripts/%s/secrets" % (worker["account_id"], worker["script"])
+    if name:
+        path += "/" + name
+    headers = {} if token is None else {"Authorization": "Bearer " + token}
+    return HTTP.request(method, emulator.base_url("cloudflare") + path, headers=headers, timeout=5.0, **kwargs)
+
+
+def test_cloudflare_secret_put_makes_a_deployment_and_never_returns_the_value(emulator):
+    old = make_key(emulator, "anthropic")
+    new = make_key(emulator, "anthropic")
+    worker = emulator.worker("signer", "anthropic", old["value"])
+    assert HTTP.get(worker["health_url"]).json() == {"live": True, "fingerprint": old["fingerprint"]}
+    assert HTTP.get(worker["traffic_url"]).status_code == 200
+
+    resp = cf_req(emulator, "PUT", worker, worker["api_token"],
+                  json={"name": "ANTHROPIC_API_KEY", "text": new["value"], "type": "secret_text"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"success": True, "errors": [], "messages": [],
+                           "result": {"name": "ANTHROPIC_API_KEY", "type": "secret_text"}}
+    assert re.match(r"^[0-9a-f]{16}-[A-Z]{3}$", resp.headers["cf-ray"])
+    assert new["value"] not in resp.text
+    listed = cf_req(emulator, "GET", worker, worker["api_token"]).json()
+    assert listed["result"] == [{"name": "ANTHROPIC_API_KEY", "type": "secret_text"}]
+
+    state = emulator.worker_state("signer")
+    assert state["deployments"] == 2 and state["puts"] == 2
+    assert state["secrets"] == [{"name": "ANTHROPIC_API_KEY", "type": "secret_text",
+                                 "fingerprint": new["fingerprint"], "deployment": 2}]
+    assert state["serving_fingerprint"] == new["fingerprint"]
+    assert HTTP.get(worker["health_url"]).json() == {"live": True, "fingerprint": new["fingerprint"]}
+    assert_no_secret(json.dumps(emulator.control("GET", "state")), old["value"], new["value"])
+    assert_no_secret(open(emulator.log_path).read(), old["value"], new["value"], worker["api_token"])
+
+
+@pytest.mark.parametrize("token, body, status, code", [
+    (None, {"name": "K", "text": "v", "type": "secret_text"}, 400, 6003),
+    ("not-the-token", {"name": "K", "text": "v", "type": "secret_text"}, 403, 10000),
+    ("TOKEN", {"name": "K", "text": "v"}, 400, 10001),
+    ("TOKEN", {"name": "K", "text": "v", "type": "secret_text", "value": "v"}, 400, 10001),
+    ("TOKEN", {"name": "K", "text": "", "type": "secret_text"}, 400, 10001),
+    ("TOKEN", {"name": "1-bad", "text": "v", "type": "secret_text"}, 400, 10001),
+    ("TOKEN", {"name": "K", "text": "v" * 5121, "type": "secret_text"}, 400, 10054),
+])
+def test_cloudflare_refuses_what_the_api_refuses(emulator, token, body, status, code):
+    worker = emulator.worker("refuser", "openai")
+    resp = cf_req(emulator, "PUT", worker, worker["api_token"] if token == "TOKEN" else token, json=body)
+    assert resp.status_code == status, resp.text
+    data = resp.json()
+    assert data["success"] is False and data["result"] is None
+    assert data["errors"][0]["code"] == code
+    assert emulator.worker_state("refuser")["deployments"] == 0
+
+
+def test_cloudflare_unknown_script_and_other_account(emulator):
+    one = emulator.worker("one", "openai")
+    two = emulator.worker("two", "openai")
+    missing = dict(one, script="nope")
+    assert cf_req(emulator, "GET", missing, one["api_token"]).json()["errors"][0]["code"] == 10007
+    # A token is good for its own account only.
+    assert cf_req(emulator, "GET", two, one["api_token"]).status_code == 403
+    assert cf_req(emulator, "GET", one, one["api_token"], name="NOPE").json()["errors"][0]["code"] == 10056
+    assert HTTP.post(emulator.base_url("cloudflare") + "/accounts/%s/workers/scripts/one/secrets"
+                     % one["account_id"], headers={"Authorization": "Bearer " + one["api_token"]}).status_code == 405
+
+
+def test_worker_that_never_picks_up_keeps_serving_the_old_key(emulator):
+    old = make_key(emulator, "openai")
+    new = make_key(emulator, "openai")
+    worker = emulator.worker("stuck", "openai", old["value"], pickup="never")
+    assert cf_req(emulator, "PUT", worker, worker["api_token"],
+                  json={"name": "OPENAI_API_KEY", "text": new["value"], "type": "secret_text"}).status_code == 200
+    assert HTTP.get(worker["health_url"]).json() == {"live": True, "fingerprint": old["fingerprint"]}
+    emulator.control("POST", "cloudflare/worker", {"script": "stuck", "pickup": "deploy"})
+    assert HTTP.get(worker["health_url"]).json() == {"live": True, "fingerprint": new["fingerprint"]}
+
+
+def test_worker_traffic_fails_once_its_key_is_revoked(emulator):
+    key = make_key(emulator, "openrouter")
+    worker = emulator.worker("revoked", "openrouter", key["value"])
+    admin = make_key(emulator, "openrouter", "admin")
+    assert bearer_req(emulator, "openrouter", "DELETE", "/keys/" + key["id"], admin["value"]).status_code == 200
+    assert HTTP.get(worker["traffic_url"]).status_code == 502
+    assert HTTP.get(worker["health_url"]).json() == {"live": False, "fingerprint": key["fingerprint"]}
+    assert emulator.worker_state("revoked")["requests"] == {"served": 0, "failed": 1}
+
+
+def test_cloudflare_faults(emulator):
+    worker = emulator.worker("faulty", "openai")
+    emulator.control("POST", "faults", {"provider": "cloudflare", "status": 503, "count": 1})
+    resp = cf_req(emulator, "GET", worker, worker["api_token"])
+    assert resp.status_code == 503 and resp.json()["success"] is False
+    assert cf_req(emulator, "GET", worker, worker["api_token"]).status_code == 200
