@@ -609,11 +609,12 @@ def test_reset(emulator):
     emulator.control("POST", "faults", {"status": 500, "count": 5})
     emulator.control("POST", "propagation", {"revoke_delay": 3})
     emulator.control("POST", "openai/projects", {"name": "p"})
+    emulator.worker("gone", "openrouter")
     bearer_req(emulator, "openrouter", "GET", "/models")
     assert emulator.control("POST", "reset") == {"ok": True}
     state = emulator.control("GET", "state")
     assert state == {"anthropic": {"keys": []}, "openai": {"keys": [], "service_accounts": [], "projects": []},
-                     "openrouter": {"keys": []}}
+                     "openrouter": {"keys": []}, "cloudflare": {"workers": []}}
     assert emulator.control("GET", "hits") == {"counts": {}, "requests": []}
     assert emulator.control("GET", "faults") == {"faults": []}
     assert emulator.control("GET", "propagation")["openrouter"] == {"new_key_delay": 0.0, "revoke_delay": 0.0,
