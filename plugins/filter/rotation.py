@@ -68,9 +68,11 @@ def check_settings(values: t.Mapping[str, t.Any], short_set: t.Optional[t.Mappin
 
 
 def preflight_problems(resume: str, deploy_tasks: str, deploy_file_found: bool, has_health_url: bool,
-                       allow_without_deploy: t.Any, short_set: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[str]:
+                       allow_without_deploy: t.Any, short_set: t.Optional[t.Mapping[str, t.Any]] = None,
+                       deploy_target: str = "") -> t.List[str]:
     return settings.preflight(str(resume or ""), str(deploy_tasks or "").strip(), bool(deploy_file_found),
-                              bool(has_health_url), allow_without_deploy, short_set or {})
+                              bool(has_health_url), allow_without_deploy, short_set or {},
+                              str(deploy_target or "").strip())
 
 
 class FilterModule:

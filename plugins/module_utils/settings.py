@@ -40,6 +40,23 @@ SHORT_NAMES = {
     "rotate_allow_insecure_http": "allow_insecure_http",
     "rotate_allow_without_deploy": "allow_without_deploy",
     "rotate_console_key_wait": "console_key_wait",
+    "rotate_deploy_target": "deploy_target",
+    "rotate_cloudflare_account_id": "cloudflare_account_id",
+    "rotate_cloudflare_script_name": "cloudflare_script_name",
+    "rotate_cloudflare_secret_name": "cloudflare_secret_name",
+    "rotate_cloudflare_api_base_url": "cloudflare_api_base_url",
+}
+
+# The deploy targets the role ships (tasks/deploy_targets/<name>.yml): each setting it needs, the
+# pattern its value must match and what that pattern means in a message.
+DEPLOY_TARGETS: t.Dict[str, t.Tuple[t.Tuple[str, str, str], ...]] = {
+    "cloudflare_worker_secret": (
+        ("rotate_cloudflare_account_id", r"^[0-9a-f]{32}$", "a Cloudflare account id (32 lowercase hex digits)"),
+        ("rotate_cloudflare_script_name", r"^[a-z0-9][a-z0-9_-]{0,62}$",
+         "the Worker's name (lowercase letters, digits, - and _)"),
+        ("rotate_cloudflare_secret_name", r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+         "a secret binding name such as ANTHROPIC_API_KEY"),
+    ),
 }
 
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -118,6 +135,30 @@ def as_number(value: t.Any, kind: t.Callable[[t.Any], t.Any]) -> t.Optional[floa
     if kind is int and number != int(number):
         return None
     return number
+
+
+def deploy_target_problems(settings: t.Mapping[str, t.Any], name: t.Callable[[str], str]) -> t.List[str]:
+    """What is wrong with ``deploy_target`` and the settings of the target it names."""
+    target = str(settings.get("rotate_deploy_target") or "").strip()
+    if "rotate_deploy_target" not in settings or not target:
+        return []
+    if target not in DEPLOY_TARGETS:
+        return ["%s must be one of %s, got %s (for anything else, write deploy_tasks)"
+                % (name("rotate_deploy_target"), ", ".join(sorted(DEPLOY_TARGETS)), shown(target))]
+    problems = []
+    for setting, pattern, meaning in DEPLOY_TARGETS[target]:
+        value = str(settings.get(setting) or "").strip()
+        if not value:
+            problems.append("deploy_target %s needs %s (or %s): %s" % (target, SHORT_NAMES[setting], setting, meaning))
+        elif not re.match(pattern, value):
+            problems.append("%s must be %s, got %s" % (name(setting), meaning, shown(value)))
+    if target == "cloudflare_worker_secret" and settings.get("rotate_cloudflare_api_base_url"):
+        problem = health_url_problem(str(settings["rotate_cloudflare_api_base_url"]).strip(),
+                                     bool(as_bool(settings.get("rotate_allow_insecure_http", False))),
+                                     name("rotate_cloudflare_api_base_url"))
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def health_url_problem(url: str, insecure_ok: bool, name: str) -> t.Optional[str]:
@@ -208,6 +249,8 @@ def check_settings(settings: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapp
         problems.append("an OpenAI key needs openai_project_id (or rotate_openai_project_id): keys are listed and revoked "
                         "per project")
 
+    problems.extend(deploy_target_problems(settings, name))
+
     insecure_ok = bool(as_bool(settings.get("rotate_allow_insecure_http", False)))
     problem = health_url_problem(str(settings.get("rotate_health_url") or "").strip(), insecure_ok,
                                  name("rotate_health_url"))
@@ -220,7 +263,8 @@ def check_settings(settings: t.Mapping[str, t.Any], short_set: t.Optional[t.Mapp
 
 
 def preflight(resume: str, deploy_tasks: str, deploy_file_found: bool, has_health_url: bool,
-              allow_without_deploy: t.Any, short_set: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[str]:
+              allow_without_deploy: t.Any, short_set: t.Optional[t.Mapping[str, t.Any]] = None,
+              deploy_target: str = "") -> t.List[str]:
     """What stops a rotation before anything is written, beyond the settings and the provider's answer.
 
     ``resume`` is where the run starts (:func:`rotation.resume_from`): only a new rotation
@@ -233,10 +277,16 @@ def preflight(resume: str, deploy_tasks: str, deploy_file_found: bool, has_healt
     if deploy_tasks and deploy_tasks.startswith("/") and not deploy_file_found:
         problems.append("%s names %s, which is not a file on this controller"
                         % (setting_name("rotate_deploy_tasks", given, short_set), deploy_tasks))
-    if resume == "create" and not deploy_tasks and not has_health_url and not as_bool(allow_without_deploy):
+    if resume == "create" and deploy_target and not has_health_url:
         problems.append(
-            "this key has neither deploy_tasks nor health_url: the old key would be disabled as soon as the new one is "
+            "deploy_target %s needs health_url, the application's key health endpoint (docs/key-health-endpoint.md): "
+            "without it nothing shows that the application serves the new key before the old one is disabled"
+            % deploy_target)
+    if resume == "create" and not deploy_tasks and not deploy_target and not has_health_url \
+            and not as_bool(allow_without_deploy):
+        problems.append(
+            "this key has neither deploy_target, deploy_tasks nor health_url: the old key would be disabled as soon as the new one is "
             "live at the provider, while applications may still hold the old one. Set deploy_tasks (tasks that make them "
-            "pick the new key up) and health_url (their key health endpoint), or set allow_without_deploy: true when every "
+            "pick the new key up) or deploy_target, and health_url (their key health endpoint), or set allow_without_deploy: true when every "
             "application reads its key from Vault on each use")
     return problems

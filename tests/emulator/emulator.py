@@ -1376,7 +1376,6 @@ class Emulator:
         self._set_status(key, "deleted")
         return {"deleted": True}
 
-
     # -- Cloudflare Workers secrets and the simulated Workers -----------------
 
     def handle_cloudflare(self, call: Call, entry: dict) -> Response:
@@ -1397,13 +1396,16 @@ class Emulator:
             resp = self._worker(call)
         with self.lock:
             entry["status"] = resp.status
+            if call.provider == "worker" and call.path.endswith("/healthz/key") and isinstance(resp.body, dict):
+                # what the Worker said it serves, so that a test can order it against the revoke
+                entry["reported"] = resp.body.get("fingerprint") if resp.body.get("live") else None
         return resp
 
     def _cloudflare(self, call: Call) -> Response:
         match = CLOUDFLARE_SECRETS_RE.match(call.path)
         if match is None:
-            return Response(404, cloudflare_error(404, 7003, "Could not route to %s, perhaps your object identifier is "
-                                                              "invalid?" % safe_for_log(call.path)[:200]))
+            message = "Could not route to %s, perhaps your object identifier is invalid?" % safe_for_log(call.path)[:200]
+            return Response(404, cloudflare_error(404, 7003, message))
         account_id, script, name = match.group("account"), match.group("script"), match.group("name")
         allowed = ("GET", "DELETE") if name else ("GET", "PUT")
         if call.method not in allowed:

@@ -424,7 +424,7 @@ class AnsibleEnv:
 
     def env(self, extra: t.Optional[dict] = None) -> dict:
         base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("ANSIBLE_", "VAULT_", "ANTHROPIC_", "OPENAI_", "OPENROUTER_"))}
+                if not k.startswith(("ANSIBLE_", "VAULT_", "ANTHROPIC_", "OPENAI_", "OPENROUTER_", "CLOUDFLARE_"))}
         base.update({
             "HOME": self.home,
             "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", ""),

@@ -478,3 +478,37 @@ def test_a_rotation_left_by_the_previous_role_is_finished(kill_at, stage, openba
     assert '"taken_over_from": "%s"' % lease["owner"] in rerun.output
     assert world.problems() == [], world.problems()
     assert_no_secret(killed.output + rerun.output, *world.secrets())
+
+
+# -- the deploy target: killed while it delivers, or right after ---------------------------
+
+@pytest.mark.parametrize("kill_at", ["Deploy | write the key to the Cloudflare Worker secret",
+                                     "Verify | read the active key back from Vault"])
+@pytest.mark.parametrize("provider", ["anthropic", "openrouter"])
+def test_killed_during_the_cloudflare_deploy_target_rerun_delivers_once(kill_at, provider, openbao, emulator, ansible,
+                                                                        kv_path):
+    """A run killed inside the Worker-secret delivery (or just after it) is finished by one re-run: the Worker
+    serves the key Vault holds, one new key was made, the old one retired after the Worker reported the new one."""
+    services = Services(openbao, emulator)
+    world = World(services, provider, "cf-" + provider, kv_path, rotate_lease_ttl="2s")
+    worker = emulator.worker("crash-" + provider, provider, world.old["value"])
+    world.hostvars.update(deploy_target="cloudflare_worker_secret", cloudflare_account_id=worker["account_id"],
+                          cloudflare_script_name=worker["script"], cloudflare_api_base_url=emulator.base_url("cloudflare"),
+                          health_url=worker["health_url"])
+    world.hostvars.pop("allow_without_deploy", None)
+    cf_env = {"CLOUDFLARE_API_TOKEN": worker["api_token"]}
+    env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, APIKEYS_KILL_AT="name:" + kill_at, **RUN_ENV, **cf_env)
+    killed = Run(ansible, ROTATE, inventory([world]), env)
+    killed.wait()
+    assert [r for r in killed.kill_records() if r.get("kill")], killed.output[-3000:]
+    assert world.record().get("stage") == "stored", world.record()
+    rerun = Run(ansible, ROTATE, inventory([world]), dict(services.env, **RUN_ENV, **cf_env))
+    assert rerun.wait() == 0, rerun.output[-4000:]
+    assert world.problems() == [], world.problems()
+    state = emulator.worker_state(worker["script"])
+    newest = fp(world.value())
+    assert state["secrets"][0]["fingerprint"] == newest == state["serving_fingerprint"]
+    # created with the old key; the killed run's write (if it got that far) and the re-run's: the same key
+    assert 2 <= state["puts"] <= 3, state
+    assert state["requests"]["failed"] == 0
+    assert_no_secret(killed.output + rerun.output, *(world.secrets() + [worker["api_token"]]))

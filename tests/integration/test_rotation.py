@@ -413,7 +413,7 @@ PREFLIGHT_CASES = {
                              ["HTTP 404", "does not lead to OpenRouter's API", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1"]),
     "admin key refused": ({"env_set": "sk-or-v1-" + "0" * 64}, ["HTTP 401"]),
     "no deploy hook, no health_url": ({"hostvars": {"allow_without_deploy": False}},
-                                      ["neither deploy_tasks nor health_url", "allow_without_deploy: true"]),
+                                      ["neither deploy_target, deploy_tasks nor health_url", "allow_without_deploy: true"]),
     "deploy hook missing": ({"hostvars": {"deploy_tasks": "/nonexistent/deploy.yml"}},
                             ["deploy_tasks names /nonexistent/deploy.yml, which is not a file"]),
 }

@@ -117,7 +117,7 @@ def test_helpers():
 
 
 @pytest.mark.parametrize("resume, deploy, found, health, allow, short, expected", [
-    ("create", "", False, False, False, {}, ["neither deploy_tasks nor health_url"]),
+    ("create", "", False, False, False, {}, ["neither deploy_target, deploy_tasks nor health_url"]),
     ("create", "", False, False, "yes", {}, []),
     ("create", "", False, True, False, {}, []),
     ("create", "/srv/deploy.yml", True, False, False, {}, []),
@@ -131,4 +131,40 @@ def test_helpers():
 ])
 def test_preflight(resume, deploy, found, health, allow, short, expected):
     problems = preflight(resume, deploy, found, health, allow, short)
+    assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems)), problems
+
+
+CLOUDFLARE = {"rotate_deploy_target": "cloudflare_worker_secret", "rotate_cloudflare_account_id": "0" * 32,
+              "rotate_cloudflare_script_name": "signer", "rotate_cloudflare_secret_name": "OPENROUTER_API_KEY",
+              "rotate_cloudflare_api_base_url": ""}
+
+
+@pytest.mark.parametrize("changes, short, expected", [
+    ({}, {}, []),
+    ({"rotate_deploy_target": ""}, {}, []),
+    ({"rotate_deploy_target": "heroku"}, {"deploy_target": "heroku"},
+     ["deploy_target must be one of cloudflare_worker_secret, got 'heroku' (for anything else, write deploy_tasks)"]),
+    ({"rotate_cloudflare_account_id": ""}, {},
+     ["deploy_target cloudflare_worker_secret needs cloudflare_account_id (or rotate_cloudflare_account_id)"]),
+    ({"rotate_cloudflare_account_id": "ABC"}, {"cloudflare_account_id": "ABC"},
+     ["cloudflare_account_id must be a Cloudflare account id (32 lowercase hex digits), got 'ABC'"]),
+    ({"rotate_cloudflare_script_name": "My Worker", "rotate_cloudflare_secret_name": "9KEY"}, {},
+     ["rotate_cloudflare_script_name must be the Worker's name", "rotate_cloudflare_secret_name must be a secret binding"]),
+    ({"rotate_cloudflare_api_base_url": "http://api.example/client/v4"}, {"cloudflare_api_base_url": "x"},
+     ["rotate_cloudflare_api_base_url must be https://"]),
+])
+def test_deploy_target_settings(changes, short, expected):
+    values = dict(CLOUDFLARE)
+    values.update(changes)
+    problems = check(short, **values)["problems"]
+    assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems)), problems
+
+
+@pytest.mark.parametrize("resume, target, health, expected", [
+    ("create", "cloudflare_worker_secret", True, []),
+    ("create", "cloudflare_worker_secret", False, ["deploy_target cloudflare_worker_secret needs health_url"]),
+    ("deploy", "cloudflare_worker_secret", False, []),  # a started rotation is always finished
+])
+def test_preflight_with_a_deploy_target(resume, target, health, expected):
+    problems = preflight(resume, "", False, health, False, {}, target)
     assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems)), problems
