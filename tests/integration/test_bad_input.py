@@ -319,7 +319,10 @@ def vault_snapshot(client: t.Any) -> t.Dict[str, t.Any]:
 
 def emulator_snapshot(emulator: t.Any) -> t.Dict[str, t.Any]:
     state = emulator.control("GET", "state")
-    return {provider: sorted((k["id"], k["name"], k["status"]) for k in body["keys"]) for provider, body in state.items()}
+    snap = {provider: sorted((k["id"], k["name"], k["status"]) for k in body["keys"])
+            for provider, body in state.items() if "keys" in body}
+    snap["cloudflare"] = state.get("cloudflare", {})
+    return snap
 
 
 def write_hits(emulator: t.Any) -> t.List[dict]:
