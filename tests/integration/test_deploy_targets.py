@@ -149,10 +149,10 @@ def test_bad_deploy_target_settings_change_nothing(hostvars, message, setup_fact
     assert s.metadata()["current_version"] == 1
 
 
-def run_module(ansible, s, args, check=False, diff=False):
+def run_module(ansible, s, args, check=False, diff=False, verbosity=0):
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
         {"name": "deliver", "apikeys.rotation.cloudflare_worker_secret": args, "register": "out", "ignore_errors": True}]}]
-    result = ansible.run_playbook(play, env=s.env, check=check, diff=diff)
+    result = ansible.run_playbook(play, env=s.env, check=check, diff=diff, verbosity=verbosity)
     return result, result.result("deliver")
 
 
@@ -173,9 +173,20 @@ def test_module_check_mode_diff_and_a_key_that_is_not_the_expected_one(setup_fac
     assert fp(s.old["value"]) in result.output and s.old["value"] not in result.output
     assert emulator.worker_state(SCRIPT)["puts"] == 1, "check mode wrote nothing"
 
+    # at -vvvv, on both execution paths, with the token given as an option: neither the key nor the token shows
+    token = worker["api_token"]
+    for in_process in ("true", "false"):
+        s.env["APIKEYS_IN_PROCESS"] = in_process
+        result, task = run_module(ansible, s, module_args(s, worker, api_token=token), verbosity=4)
+        assert task["event"] == "ok", result
+        assert_no_secret(result.output + json.dumps(result.events), s.old["value"], token)
+    s.env.pop("APIKEYS_IN_PROCESS")
+    assert emulator.worker_state(SCRIPT)["puts"] == 3
+    assert_no_secret(open(emulator.log_path).read(), s.old["value"], token)
+
     result, task = run_module(ansible, s, module_args(s, worker, expected_fingerprint="sha256:000000000000"))
     assert task["event"] == "failed" and "not the expected sha256:000000000000" in task["result"]["msg"], result
-    assert emulator.worker_state(SCRIPT)["puts"] == 1
+    assert emulator.worker_state(SCRIPT)["puts"] == 3
 
     # a token Cloudflare refuses: its answer in words, the token nowhere
     s.env["CLOUDFLARE_API_TOKEN"] = "x" * 40
@@ -184,7 +195,7 @@ def test_module_check_mode_diff_and_a_key_that_is_not_the_expected_one(setup_fac
     assert task["event"] == "failed", result
     assert "HTTP 403 code 10000 Authentication error" in task["result"]["msg"]
     assert "x" * 40 not in result.output + json.dumps(result.events)
-    assert emulator.worker_state(SCRIPT)["puts"] == 1
+    assert emulator.worker_state(SCRIPT)["puts"] == 3
 
 
 @pytest.mark.parametrize("args, env, message", [
