@@ -22,6 +22,7 @@ author:
   - apikeys.rotation maintainers (@apikeys)
 extends_documentation_fragment:
   - apikeys.rotation.attributes
+  - apikeys.rotation.deliver
 options:
   account_id:
     description: The Cloudflare account id (32 hex digits) the Worker belongs to.
@@ -35,34 +36,6 @@ options:
     description: The name of the secret binding the Worker's code reads, for example V(ANTHROPIC_API_KEY).
     type: str
     required: true
-  api_key_from:
-    description:
-      - The key to deliver - this field of a KV v2 secret. The module reads it from Vault itself.
-      - Vault is reached as the environment says (E(VAULT_ADDR), E(VAULT_CACERT), E(VAULT_TOKEN), ...) or with the run's
-        login (E(APIKEYS_VAULT_TOKEN_FILE), see M(apikeys.rotation.vault_login)). Needs the Python library hvac.
-    type: dict
-    required: true
-    suboptions:
-      mount:
-        description: The KV v2 mount.
-        type: str
-        default: secret
-      path:
-        description: The secret's path below O(api_key_from.mount).
-        type: str
-        required: true
-      field:
-        description: The field of the secret that holds the key.
-        type: str
-        default: api_key
-      version:
-        description: The version to read; the latest when not set.
-        type: int
-  expected_fingerprint:
-    description:
-      - The fingerprint (C(sha256:) and 12 hex digits) the key read must have. Another key fails the task before
-        anything is written.
-    type: str
   api_token:
     description:
       - A Cloudflare API token with the permission C(Workers Scripts - Edit) on the account.
@@ -180,30 +153,19 @@ http:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint, vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, vault_ref_spec
 
 
 def deliver(module):
+    from ansible_collections.apikeys.rotation.plugins.module_utils import deploy
     from ansible_collections.apikeys.rotation.plugins.module_utils.deploy import cloudflare
-    from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import FINGERPRINT_RE
-    from ansible_collections.apikeys.rotation.plugins.module_utils.vault import read_ref
 
     params = module.params
-    expected = (params["expected_fingerprint"] or "").strip().lower()
-    if expected and not FINGERPRINT_RE.match(expected):
-        raise RotationError("expected_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r"
-                            % params["expected_fingerprint"][:80])
+    expected = deploy.expected_fingerprint(params["expected_fingerprint"])
     workers = cloudflare.connect(params)
     try:
         ref = params["api_key_from"]
-        value = read_ref("api_key_from", ref)
-        module.no_log_values.add(value)
-        found = fingerprint(value)
-        if expected and not (found == expected or expected.startswith(found or "-")):
-            raise RotationError("api_key_from: %s/%s%s holds the key %s, not the expected %s: another run may have "
-                                "written Vault since. Nothing was written to the Worker"
-                                % (ref["mount"], ref["path"], " version %d" % ref["version"] if ref.get("version") else "",
-                                   found, expected))
+        value, found = deploy.key_to_deliver(module, expected, "the Worker")
         secret_name = params["secret_name"].strip()
         result = dict(changed=True, fingerprint=found, secret_name=secret_name, script_name=params["script_name"].strip(),
                       version=ref.get("version"), bound_before=None)

@@ -1,3 +1,39 @@
 # Copyright: contributors to the apikeys.rotation collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Clients for the places applications read their key from (the rotate role's deploy targets)."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint
+
+
+def expected_fingerprint(given: t.Optional[str]) -> str:
+    """The option ``expected_fingerprint``, checked and lowercased; empty when not given."""
+    from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import FINGERPRINT_RE
+
+    expected = (given or "").strip().lower()
+    if expected and not FINGERPRINT_RE.match(expected):
+        raise RotationError("expected_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r" % given[:80])
+    return expected
+
+
+def key_to_deliver(module: t.Any, expected: str, where: str) -> t.Tuple[str, str]:
+    """The key ``api_key_from`` names and its fingerprint, refused when it is not the ``expected`` one.
+
+    The value joins the module's no_log values at once, so no result or error can show it.
+    ``where`` names what was left untouched (``the Worker``, ``/etc/app.env``).
+    """
+    from ansible_collections.apikeys.rotation.plugins.module_utils.vault import read_ref
+
+    ref = module.params["api_key_from"]
+    value = read_ref("api_key_from", ref)
+    module.no_log_values.add(value)
+    found = fingerprint(value) or ""
+    if expected and not (found == expected or expected.startswith(found or "-")):
+        raise RotationError("api_key_from: %s/%s%s holds the key %s, not the expected %s: another run may have "
+                            "written Vault since. Nothing was written to %s"
+                            % (ref["mount"], ref["path"], " version %d" % ref["version"] if ref.get("version") else "",
+                               found, expected, where))
+    return value, found
