@@ -75,6 +75,10 @@ def preflight_problems(resume: str, deploy_tasks: str, deploy_file_found: bool, 
                               str(deploy_target or "").strip())
 
 
+def deploy_target_needs(target: str) -> t.List[str]:
+    return settings.target_needs(str(target or "").strip())
+
+
 class FilterModule:
     """The rotate role's decisions."""
 
@@ -92,4 +96,5 @@ class FilterModule:
             "cleanup_result": cleanup_result,
             "check_settings": check_settings,
             "preflight_problems": preflight_problems,
+            "deploy_target_needs": deploy_target_needs,
         }

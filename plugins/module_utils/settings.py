@@ -45,17 +45,61 @@ SHORT_NAMES = {
     "rotate_cloudflare_script_name": "cloudflare_script_name",
     "rotate_cloudflare_secret_name": "cloudflare_secret_name",
     "rotate_cloudflare_api_base_url": "cloudflare_api_base_url",
+    "rotate_key_file_path": "key_file_path",
+    "rotate_key_file_format": "key_file_format",
+    "rotate_key_file_key_name": "key_file_key_name",
+    "rotate_key_file_mode": "key_file_mode",
+    "rotate_key_file_owner": "key_file_owner",
+    "rotate_key_file_group": "key_file_group",
+    "rotate_key_file_reload_command": "key_file_reload_command",
+    "rotate_key_file_reload_service": "key_file_reload_service",
+    "rotate_key_file_reload_state": "key_file_reload_state",
+    "rotate_kubernetes_namespace": "kubernetes_namespace",
+    "rotate_kubernetes_secret_name": "kubernetes_secret_name",
+    "rotate_kubernetes_secret_key": "kubernetes_secret_key",
+    "rotate_kubernetes_rollout": "kubernetes_rollout",
+    "rotate_kubernetes_wait_timeout": "kubernetes_wait_timeout",
 }
 
-# The deploy targets the role ships (tasks/deploy_targets/<name>.yml): each setting it needs, the
-# pattern its value must match and what that pattern means in a message.
-DEPLOY_TARGETS: t.Dict[str, t.Tuple[t.Tuple[str, str, str], ...]] = {
+# The deploy targets the role ships (tasks/deploy_targets/<name>.yml): each setting, the form its
+# value must have, what that form is in words, and whether the target needs it.
+DEPLOY_TARGETS: t.Dict[str, t.Tuple[t.Tuple[str, str, str, bool], ...]] = {
     "cloudflare_worker_secret": (
-        ("rotate_cloudflare_account_id", r"^[0-9a-f]{32}$", "a Cloudflare account id (32 lowercase hex digits)"),
+        ("rotate_cloudflare_account_id", r"^[0-9a-f]{32}$", "a Cloudflare account id (32 lowercase hex digits)", True),
         ("rotate_cloudflare_script_name", r"^[a-z0-9][a-z0-9_-]{0,62}$",
-         "the Worker's name (lowercase letters, digits, - and _)"),
+         "the Worker's name (lowercase letters, digits, - and _)", True),
         ("rotate_cloudflare_secret_name", r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
-         "a secret binding name such as ANTHROPIC_API_KEY"),
+         "a secret binding name such as ANTHROPIC_API_KEY", True),
+    ),
+    "file": (
+        ("rotate_key_file_path", r"^/[^\x00]*[^/]$", "an absolute path to a file, such as /etc/signer/anthropic.env", True),
+        ("rotate_key_file_format", r"^(raw|env)$", "raw (the key alone) or env (NAME=key)", True),
+        ("rotate_key_file_key_name", r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+         "an environment variable name such as ANTHROPIC_API_KEY", True),
+        ("rotate_key_file_mode", r"^0?[0-7][0-7][0-7]$", "an octal mode without bits for other users, such as 0600 or 0640",
+         True),
+        ("rotate_key_file_owner", r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$", "a user name or number", False),
+        ("rotate_key_file_group", r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$", "a group name or number", False),
+        ("rotate_key_file_reload_service", r"^[A-Za-z0-9@_.:-]{1,255}$", "a service name such as signer.service", False),
+        ("rotate_key_file_reload_state", r"^(restarted|reloaded)$", "restarted or reloaded", True),
+    ),
+    "kubernetes_secret": (
+        ("rotate_kubernetes_namespace", r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+         "a namespace name (lowercase letters, digits and -)", True),
+        ("rotate_kubernetes_secret_name", r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+         "a Secret's name (lowercase letters, digits, - and .)", True),
+        ("rotate_kubernetes_secret_key", r"^[-._a-zA-Z0-9]{1,253}$", "a data key such as ANTHROPIC_API_KEY", True),
+        ("rotate_kubernetes_rollout", r"^(deployment|statefulset|daemonset)/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+         "the workload to roll out, such as deployment/signer (deployment, statefulset or daemonset)", False),
+        ("rotate_kubernetes_wait_timeout", r"^[1-9][0-9]{0,4}$", "seconds to wait for the rollout, such as 600", True),
+    ),
+}
+# What a deploy target needs installed beside the collection: (Python import, what to install).
+TARGET_NEEDS: t.Dict[str, t.Tuple[t.Tuple[str, str], ...]] = {
+    "kubernetes_secret": (
+        ("ansible_collections.kubernetes.core", "the collection kubernetes.core (ansible-galaxy collection install "
+                                                "kubernetes.core)"),
+        ("kubernetes", "the Python library kubernetes (pip install kubernetes) in the Python that runs Ansible"),
     ),
 }
 
@@ -146,12 +190,24 @@ def deploy_target_problems(settings: t.Mapping[str, t.Any], name: t.Callable[[st
         return ["%s must be one of %s, got %s (for anything else, write deploy_tasks)"
                 % (name("rotate_deploy_target"), ", ".join(sorted(DEPLOY_TARGETS)), shown(target))]
     problems = []
-    for setting, pattern, meaning in DEPLOY_TARGETS[target]:
+    for setting, pattern, meaning, required in DEPLOY_TARGETS[target]:
         value = str(settings.get(setting) or "").strip()
-        if not value:
-            problems.append("deploy_target %s needs %s (or %s): %s" % (target, SHORT_NAMES[setting], setting, meaning))
+        if setting == "rotate_key_file_mode" and isinstance(settings.get(setting), int):
+            problems.append("%s must be quoted, such as '0640': unquoted, YAML reads 0640 as the number 416, got %s"
+                            % (name(setting), settings[setting]))
+        elif not value:
+            if required:
+                problems.append("deploy_target %s needs %s (or %s): %s" % (target, SHORT_NAMES[setting], setting, meaning))
         elif not re.match(pattern, value):
             problems.append("%s must be %s, got %s" % (name(setting), meaning, shown(value)))
+        elif setting == "rotate_key_file_mode" and int(value, 8) & 0o007:
+            problems.append("%s %s lets every user of the host read or change the key: give the application's group "
+                            "read access instead (key_file_group, key_file_mode 0640)" % (name(setting), value))
+    if target == "file":
+        problem = reload_command_problem(settings.get("rotate_key_file_reload_command"),
+                                         name("rotate_key_file_reload_command"))
+        if problem:
+            problems.append(problem)
     if target == "cloudflare_worker_secret" and settings.get("rotate_cloudflare_api_base_url"):
         problem = health_url_problem(str(settings["rotate_cloudflare_api_base_url"]).strip(),
                                      bool(as_bool(settings.get("rotate_allow_insecure_http", False))),
@@ -159,6 +215,40 @@ def deploy_target_problems(settings: t.Mapping[str, t.Any], name: t.Callable[[st
         if problem:
             problems.append(problem)
     return problems
+
+
+def reload_command_problem(command: t.Any, name: str) -> t.Optional[str]:
+    """Why the file target's reload command cannot run, or None: an argv list of words or a command line."""
+    if command is None or command == "" or command == []:
+        return None
+    if isinstance(command, (list, tuple)):
+        if command and all(isinstance(word, str) and word for word in command):
+            return None
+        return "%s must be a list of words (an argv) or a command line, got %s" % (name, shown(command))
+    if not isinstance(command, str):
+        return "%s must be a list of words (an argv) or a command line, got %s" % (name, shown(command))
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return "%s is not a command line (%s): %s" % (name, exc, shown(command))
+    return None if words else "%s is empty" % name
+
+
+def target_needs(target: str) -> t.List[str]:
+    """What the deploy target ``target`` needs that is not installed for the Python running Ansible."""
+    import importlib.util
+
+    missing = []
+    for module, what in TARGET_NEEDS.get(target, ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append("deploy_target %s needs %s" % (target, what))
+    return missing
 
 
 def health_url_problem(url: str, insecure_ok: bool, name: str) -> t.Optional[str]:
@@ -277,6 +367,8 @@ def preflight(resume: str, deploy_tasks: str, deploy_file_found: bool, has_healt
     if deploy_tasks and deploy_tasks.startswith("/") and not deploy_file_found:
         problems.append("%s names %s, which is not a file on this controller"
                         % (setting_name("rotate_deploy_tasks", given, short_set), deploy_tasks))
+    if deploy_target and resume != "none":
+        problems.extend(target_needs(deploy_target))
     if resume == "create" and deploy_target and not has_health_url:
         problems.append(
             "deploy_target %s needs health_url, the application's key health endpoint (docs/key-health-endpoint.md): "

@@ -512,3 +512,36 @@ def test_killed_during_the_cloudflare_deploy_target_rerun_delivers_once(kill_at,
     assert 2 <= state["puts"] <= 3, state
     assert state["requests"]["failed"] == 0
     assert_no_secret(killed.output + rerun.output, *(world.secrets() + [worker["api_token"]]))
+
+
+@pytest.mark.parametrize("kill_at", ["Deploy | write the key to the file", "Deploy | run the reload command"])
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_killed_during_the_file_deploy_target_rerun_delivers_once(kill_at, provider, openbao, emulator, ansible, kv_path,
+                                                                  tmp_path):
+    """A run killed as it writes the key file (or before the reload) is finished by one re-run: the file holds the
+    key Vault holds, the application reloaded it and serves it, one new key was made, the old one retired."""
+    from test_deploy_targets import FileApp
+
+    services = Services(openbao, emulator)
+    world = World(services, provider, "file-" + provider, kv_path, rotate_lease_ttl="2s")
+    app = FileApp(provider, world.old["value"], emulator.base_url(provider), tmp_path)
+    try:
+        world.hostvars.update(deploy_target="file", key_file_path=str(app.key_file), health_url=app.url,
+                              key_file_reload_command="kill -HUP %d" % app.proc.pid)
+        world.hostvars.pop("allow_without_deploy", None)
+        env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, APIKEYS_KILL_AT="name:" + kill_at, **RUN_ENV)
+        killed = Run(ansible, ROTATE, inventory([world]), env)
+        killed.wait()
+        assert [r for r in killed.kill_records() if r.get("kill")], killed.output[-3000:]
+        assert world.record().get("stage") == "stored", world.record()
+        assert app.reported()["fingerprint"] == fp(world.old["value"]), "killed before the reload"
+        rerun = Run(ansible, ROTATE, inventory([world]), dict(services.env, **RUN_ENV))
+        assert rerun.wait() == 0, rerun.output[-4000:]
+        assert world.problems() == [], world.problems()
+        newest = world.value()
+        assert app.key_file.read_text() == newest
+        assert app.reported() == {"live": True, "fingerprint": fp(newest)}
+        assert os.listdir(str(app.directory)) == [app.key_file.name]
+    finally:
+        output = app.stop()
+    assert_no_secret(killed.output + rerun.output + output, *world.secrets())

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from harness import assert_no_secret
+from harness import REPO_ROOT, assert_no_secret, free_port, http_json, stop_process, wait_for
 from test_load import TimedLoad
 from test_rotation import HOST, ROLLBACK, ROTATE, Setup, fp, setup_factory  # noqa: F401  pylint: disable=unused-import
 
@@ -216,3 +219,286 @@ def test_module_bad_input_names_the_option(args, env, message, setup_factory, an
     assert task["event"] == "failed" and message in task["result"]["msg"], result
     assert "Traceback" not in result.output
     assert emulator.worker_state(SCRIPT)["puts"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# deploy_target: file - the key in a file on this host, and the application told to re-read it.
+# The application is docs/examples/key-health/key_health.py, the small service it is: it holds
+# the key its file held when it started, re-reads the file on SIGHUP only, and serves
+# GET /healthz/key, so verify can only pass once the reload command made it serve the new key.
+
+KEY_HEALTH = os.path.join(REPO_ROOT, "docs", "examples", "key-health", "key_health.py")
+
+
+class FileApp:
+    """key_health.py serving the key of ``key_file``, re-read on SIGHUP."""
+
+    def __init__(self, provider, value, base_url, tmp_path, name="app"):
+        self.directory = tmp_path / name
+        self.directory.mkdir()
+        self.key_file = self.directory / (name + ".key")
+        self.key_file.write_text(value)
+        os.chmod(str(self.key_file), 0o600)
+        self.log_path = str(tmp_path / (name + ".log"))  # beside the key's directory, not in it
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d/healthz/key" % self.port
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+                [sys.executable, KEY_HEALTH, "--provider", provider, "--key-file", str(self.key_file),
+                 "--base-url", base_url, "--port", str(self.port), "--cache-seconds", "0"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: http_json("GET", self.url, timeout=1)[0] == 200, 30, "the application's key health endpoint")
+
+    def reported(self):
+        return http_json("GET", self.url)[1]
+
+    def stop(self):
+        stop_process(self.proc)
+        return open(self.log_path, encoding="utf-8", errors="replace").read()
+
+
+def file_setup(s: Setup, app: FileApp, **extra):
+    s.hostvars.pop("allow_without_deploy", None)
+    settings = dict(deploy_target="file", key_file_path=str(app.key_file),
+                    key_file_reload_command=["kill", "-HUP", str(app.proc.pid)], health_url=app.url)
+    settings.update(extra)
+    s.hostvars.update(settings)
+
+
+def test_file_target_rotation_reloads_the_application_before_the_old_key_is_revoked(setup_factory, ansible,
+                                                                                    emulator, tmp_path):
+    s = setup_factory("openrouter")
+    app = FileApp(s.provider, s.old["value"], s.emulator.base_url(s.provider), tmp_path)
+    try:
+        file_setup(s, app)
+        old_inode = app.key_file.stat().st_ino
+        # Watch, out of band, what the application serves and whether the old key is still active.
+        samples, stop = [], threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                samples.append((app.reported()["fingerprint"], s.key(s.old["id"])["status"]))
+                stop.wait(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_delay=PROBE_DELAY,
+                                                                        rotate_verify_successes=3),
+                                          extra_vars={"rotate_force": True}, env=s.env)
+        finally:
+            stop.set()
+            watcher.join()
+        assert result.rc == 0, result
+        new_value = s.value()
+        assert new_value != s.old["value"]
+        # the file holds the new key, alone, private, and was replaced (renamed over), not rewritten
+        assert app.key_file.read_text() == new_value
+        assert stat.S_IMODE(app.key_file.stat().st_mode) == 0o600 and app.key_file.stat().st_ino != old_inode
+        assert os.listdir(str(app.directory)) == ["app.key"]  # no temporary file left
+        assert app.reported() == {"live": True, "fingerprint": fp(new_value)}
+        assert s.key(s.old["id"])["status"] != "active"
+        # the application served the new key before the old one was revoked, and never a revoked key
+        assert samples[0] == (fp(s.old["value"]), "active"), samples[:3]
+        assert (fp(new_value), "active") in samples, "the application reported the new key while the old one was active"
+        assert not [x for x in samples if x[0] == fp(s.old["value"]) and x[1] != "active"], samples
+        sys.stdout.write("\nfile target: %d samples of what the application served during the rotation\n" % len(samples))
+        assert "Deploy | run the reload command" in result.output
+        assert_no_secret(result.output + json.dumps(result.events), new_value, s.old["value"])
+
+        # a rollback writes the previous key back and reloads the application again
+        rolled = ansible.run_playbook(ROLLBACK, inventory=s.inventory(), env=s.env, args=["-l", HOST])
+        assert rolled.rc == 0, rolled
+        assert app.key_file.read_text() == s.old["value"]
+        wait_for(lambda: app.reported() == {"live": True, "fingerprint": fp(s.old["value"])}, 30,
+                 "the application serving the previous key again")
+        assert_no_secret(rolled.output + json.dumps(rolled.events), new_value, s.old["value"])
+    finally:
+        output = app.stop()
+    assert_no_secret(output, s.value(), s.old["value"])
+
+
+def test_file_target_that_never_reloads_gets_the_previous_key_back(setup_factory, ansible, emulator, tmp_path):
+    s = setup_factory("openrouter")
+    app = FileApp(s.provider, s.old["value"], s.emulator.base_url(s.provider), tmp_path)
+    try:
+        # a reload command that does nothing: the application keeps serving the old key
+        file_setup(s, app, key_file_reload_command="true", key_file_format="env", key_file_mode="0640")
+        result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=4), extra_vars={"rotate_force": True},
+                                      env=s.env)
+        assert result.rc != 0, result
+        assert "did not report the key" in result.output and "delivered to file again" in result.output
+        assert s.key(s.old["id"])["status"] == "active" and s.value() == s.old["value"]
+        assert app.key_file.read_text() == "OPENROUTER_API_KEY=%s\n" % s.old["value"]
+        assert stat.S_IMODE(app.key_file.stat().st_mode) == 0o640
+        assert app.reported()["fingerprint"] == fp(s.old["value"])
+        assert_no_secret(result.output + json.dumps(result.events), s.value(2), s.old["value"])
+    finally:
+        app.stop()
+
+
+@pytest.mark.parametrize("hostvars, message", [
+    ({"key_file_path": "relative/app.key"}, "key_file_path must be an absolute path to a file"),
+    ({"key_file_mode": "0644"}, "key_file_mode 0644 lets every user of the host read or change the key"),
+    ({"key_file_format": "json"}, "key_file_format must be raw (the key alone) or env"),
+    ({"key_file_mode": 416}, "key_file_mode must be quoted, such as '0640'"),
+    ({"key_file_reload_command": "kill -HUP 'x"}, "key_file_reload_command is not a command line"),
+    ({"key_file_reload_state": "stopped"}, "key_file_reload_state must be restarted or reloaded"),
+    ({"deploy_target": "kubernetes_secret", "kubernetes_namespace": "signer", "kubernetes_secret_name": "signer-key"},
+     "deploy_target kubernetes_secret needs the collection kubernetes.core"),
+    ({"deploy_target": "kubernetes_secret", "kubernetes_namespace": "Signer"},
+     "kubernetes_namespace must be a namespace name"),
+])
+def test_bad_file_and_kubernetes_settings_change_nothing(hostvars, message, setup_factory, ansible, emulator, tmp_path):
+    s = setup_factory("openrouter")
+    key_file = tmp_path / "app.key"
+    key_file.write_text(s.old["value"])
+    s.hostvars.pop("allow_without_deploy", None)
+    s.hostvars.update(deploy_target="file", key_file_path=str(key_file), health_url="http://127.0.0.1:9/healthz/key")
+    before = emulator.control("GET", "state")
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(**hostvars), extra_vars={"rotate_force": True},
+                                  env=s.env)
+    assert result.rc != 0 and message in result.output, result
+    assert "Traceback" not in result.output
+    assert emulator.control("GET", "state") == before
+    assert s.metadata()["current_version"] == 1 and key_file.read_text() == s.old["value"]
+
+
+def run_file_module(ansible, s, args, check=False, diff=False, verbosity=0, env=None):
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "write", "apikeys.rotation.api_key_file": args, "register": "out", "ignore_errors": True}]}]
+    result = ansible.run_playbook(play, env=dict(s.env, **(env or {})), check=check, diff=diff, verbosity=verbosity)
+    task = result.result("write")
+    return result, dict(task["result"], failed=task["event"] == "failed")
+
+
+@pytest.mark.parametrize("in_process", ["true", "false"])
+def test_file_module_check_diff_idempotence_and_no_value_at_vvvv(in_process, setup_factory, ansible, tmp_path):
+    s = setup_factory("openrouter")
+    path = tmp_path / "app.env"
+    args = {"path": str(path), "format": "env", "key_name": "OPENROUTER_API_KEY", "mode": "0640",
+            "api_key_from": {"path": s.kv_path}, "expected_fingerprint": fp(s.old["value"])}
+    env = {"APIKEYS_IN_PROCESS": in_process}
+    result, out = run_file_module(ansible, s, args, check=True, diff=True, verbosity=4, env=env)
+    assert out["changed"] is True and not path.exists(), out
+    assert out["fingerprint"] == fp(s.old["value"]) and out["previous_fingerprint"] is None
+    assert "absent" in out["diff"]["before"] and fp(s.old["value"]) in out["diff"]["after"]
+    result2, out = run_file_module(ansible, s, args, diff=True, verbosity=4, env=env)
+    assert out["changed"] is True and path.read_text() == "OPENROUTER_API_KEY=%s\n" % s.old["value"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    result3, out = run_file_module(ansible, s, args, verbosity=4, env=env)
+    assert out["changed"] is False, out
+    assert out["previous_fingerprint"] == fp(s.old["value"])
+    # only the mode differs: changed, content kept
+    os.chmod(str(path), 0o600)
+    _, out = run_file_module(ansible, s, args, env=env)
+    assert out["changed"] is True and stat.S_IMODE(path.stat().st_mode) == 0o640
+    # another key than the one expected: nothing written
+    _, out = run_file_module(ansible, s, dict(args, expected_fingerprint="sha256:000000000000"), env=env)
+    assert out.get("failed") and "not the expected sha256:000000000000" in out["msg"], out
+    assert path.read_text() == "OPENROUTER_API_KEY=%s\n" % s.old["value"]
+    for run in (result, result2, result3):
+        assert_no_secret(run.output + json.dumps(run.events), s.old["value"])
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"mode": "0644"}, "mode 0644 lets every user of the host read or change the key"),
+    ({"mode": 416}, "mode must be a quoted string such as '0600'"),
+    ({"path": "relative/key"}, "path must be an absolute path"),
+    ({"format": "env"}, "format is env but all of the following are missing: key_name"),
+    ({"format": "kubernetes_secret", "key_name": "K", "kubernetes": {"name": "Bad_Name", "namespace": "ns"}},
+     "kubernetes.name must be a Secret's name"),
+    ({"owner": "no-such-user-here"}, "owner: no user 'no-such-user-here' on this host"),
+    ({"api_key_from": {"path": "apps/nothing/here"}}, "does not exist"),
+])
+def test_file_module_bad_input_names_the_option(args, message, setup_factory, ansible, tmp_path):
+    s = setup_factory("openrouter")
+    path = tmp_path / "app.key"
+    full = {"path": str(path), "api_key_from": {"path": s.kv_path}}
+    full.update(args)
+    result, out = run_file_module(ansible, s, full)
+    assert out.get("failed") and message in out["msg"], out
+    assert "Traceback" not in result.output and not path.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# deploy_target: kubernetes_secret - no cluster here. What runs: the settings checks and the
+# preflight (above), and the target's tasks against the real kubernetes.core (unpacked by
+# `make kubernetes-core`, without the Python library kubernetes): every kubernetes.core.k8s task
+# passes that module's own argument checks, which run before it would contact a cluster, and the
+# Secret's manifest is removed whatever happens. Not exercised: applying the Secret, the patch
+# that rolls the workload out and the wait for the rollout.
+
+K8S_TASKS = os.path.join(REPO_ROOT, "roles", "rotate", "tasks", "deploy_targets", "kubernetes_secret.yml")
+NO_KUBERNETES_LIBRARY = "Failed to import the required Python library (kubernetes)"
+
+
+def kubernetes_core_path():
+    path = os.environ.get("APIKEYS_KUBERNETES_CORE_PATH", "")
+    if not os.path.isfile(os.path.join(path, "ansible_collections", "kubernetes", "core", "MANIFEST.json")):
+        if os.environ.get("CI"):
+            pytest.fail("kubernetes.core is not unpacked: run make kubernetes-core")
+        pytest.skip("kubernetes.core is not unpacked (make kubernetes-core)")
+    return path
+
+
+def k8s_tasks(tasks):
+    for task in tasks:
+        if "block" in task:
+            yield from k8s_tasks(task["block"] + task.get("always", []))
+        elif "kubernetes.core.k8s" in task:
+            yield task
+
+
+def k8s_vars(s, manifest_dir):
+    return {"rotate_kubernetes_dir": {"path": manifest_dir}, "rotate_kubernetes_namespace": "signer",
+            "rotate_kubernetes_secret_name": "signer-openrouter", "rotate_kubernetes_secret_key": "OPENROUTER_API_KEY",
+            "rotate_kubernetes_rollout": "deployment/signer", "rotate_kubernetes_wait_timeout": "600",
+            "rotate_vault_mount": "secret", "rotate_vault_path": s.kv_path,
+            "rotate_deploy_fingerprint": fp(s.old["value"])}
+
+
+def test_kubernetes_target_tasks_pass_kubernetes_core_argument_checks(setup_factory, ansible, tmp_path):
+    import yaml
+
+    core = kubernetes_core_path()
+    s = setup_factory("openrouter")
+    with open(K8S_TASKS, encoding="utf-8") as handle:
+        tasks = list(k8s_tasks(yaml.safe_load(handle)))
+    assert len(tasks) == 2, "apply the Secret, roll the workload out"
+    manifest_dir = tmp_path / "manifest"
+    manifest_dir.mkdir()
+    (manifest_dir / "secret.json").write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "signer-openrouter", "namespace": "signer"},
+        "data": {"OPENROUTER_API_KEY": "bm90LWEta2V5"}}))
+    # the same arguments, without no_log, so that kubernetes.core's answer shows
+    play = [{"hosts": "localhost", "gather_facts": False, "vars": k8s_vars(s, str(manifest_dir)), "tasks": [
+        {"name": task["name"], "kubernetes.core.k8s": task["kubernetes.core.k8s"], "ignore_errors": True}
+        for task in tasks]}]
+    env = dict(s.env, ANSIBLE_COLLECTIONS_PATH=ansible.collections_path + os.pathsep + core)
+    result = ansible.run_playbook(play, env=env)
+    for task in tasks:
+        found = result.result(task["name"])
+        assert found["event"] == "failed" and NO_KUBERNETES_LIBRARY in found["result"]["msg"], found
+
+
+def test_kubernetes_target_removes_the_manifest_and_shows_no_key(setup_factory, ansible, tmp_path):
+    core = kubernetes_core_path()
+    s = setup_factory("openrouter")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    variables = k8s_vars(s, "")
+    del variables["rotate_kubernetes_dir"]
+    play = [{"hosts": "localhost", "gather_facts": False, "vars": variables,
+             "tasks": [{"name": "deliver", "ansible.builtin.include_tasks": K8S_TASKS}]}]
+    env = dict(s.env, ANSIBLE_COLLECTIONS_PATH=ansible.collections_path + os.pathsep + core, TMPDIR=str(temp))
+    result = ansible.run_playbook(play, env=env, verbosity=3)
+    assert result.rc != 0
+    assert result.result("Deploy | write the Secret's manifest")["event"] == "ok"
+    applied = result.result("Deploy | apply the Secret")
+    assert applied["event"] == "failed" and "no_log" in json.dumps(applied["result"]), applied
+    assert result.result("Deploy | remove the Secret's manifest")["event"] == "ok"
+    made = result.result("Deploy | make a private directory for the Secret's manifest")["result"]["path"]
+    assert made.startswith(str(temp)) and not os.path.exists(made)
+    assert os.listdir(str(temp)) == []
+    assert_no_secret(result.output + json.dumps(result.events), s.old["value"])

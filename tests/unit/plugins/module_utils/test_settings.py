@@ -143,7 +143,8 @@ CLOUDFLARE = {"rotate_deploy_target": "cloudflare_worker_secret", "rotate_cloudf
     ({}, {}, []),
     ({"rotate_deploy_target": ""}, {}, []),
     ({"rotate_deploy_target": "heroku"}, {"deploy_target": "heroku"},
-     ["deploy_target must be one of cloudflare_worker_secret, got 'heroku' (for anything else, write deploy_tasks)"]),
+     ["deploy_target must be one of cloudflare_worker_secret, file, kubernetes_secret, got 'heroku' (for anything else, "
+      "write deploy_tasks)"]),
     ({"rotate_cloudflare_account_id": ""}, {},
      ["deploy_target cloudflare_worker_secret needs cloudflare_account_id (or rotate_cloudflare_account_id)"]),
     ({"rotate_cloudflare_account_id": "ABC"}, {"cloudflare_account_id": "ABC"},
@@ -168,3 +169,66 @@ def test_deploy_target_settings(changes, short, expected):
 def test_preflight_with_a_deploy_target(resume, target, health, expected):
     problems = preflight(resume, "", False, health, False, {}, target)
     assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems)), problems
+
+
+KEY_FILE = {"rotate_deploy_target": "file", "rotate_key_file_path": "/etc/signer/anthropic.env", "rotate_key_file_format": "env",
+            "rotate_key_file_key_name": "ANTHROPIC_API_KEY", "rotate_key_file_mode": "0640", "rotate_key_file_owner": "",
+            "rotate_key_file_group": "signer", "rotate_key_file_reload_command": "systemctl reload signer",
+            "rotate_key_file_reload_service": "", "rotate_key_file_reload_state": "restarted"}
+KUBERNETES = {"rotate_deploy_target": "kubernetes_secret", "rotate_kubernetes_namespace": "signer",
+              "rotate_kubernetes_secret_name": "signer-anthropic", "rotate_kubernetes_secret_key": "ANTHROPIC_API_KEY",
+              "rotate_kubernetes_rollout": "deployment/signer", "rotate_kubernetes_wait_timeout": "600"}
+
+
+@pytest.mark.parametrize("base, changes, short, expected", [
+    (KEY_FILE, {}, {}, []),
+    (KEY_FILE, {"rotate_key_file_reload_command": ["kill", "-HUP", "4242"], "rotate_key_file_group": ""}, {}, []),
+    (KEY_FILE, {"rotate_key_file_reload_command": "", "rotate_key_file_reload_service": "signer.service"}, {}, []),
+    (KEY_FILE, {"rotate_key_file_path": ""}, {}, ["deploy_target file needs key_file_path (or rotate_key_file_path)"]),
+    (KEY_FILE, {"rotate_key_file_path": "etc/key"}, {"key_file_path": "etc/key"},
+     ["key_file_path must be an absolute path to a file, such as /etc/signer/anthropic.env, got 'etc/key'"]),
+    (KEY_FILE, {"rotate_key_file_path": "/etc/signer/"}, {}, ["rotate_key_file_path must be an absolute path to a file"]),
+    (KEY_FILE, {"rotate_key_file_format": "yaml"}, {}, ["rotate_key_file_format must be raw (the key alone) or env"]),
+    (KEY_FILE, {"rotate_key_file_mode": "0644"}, {"key_file_mode": "0644"},
+     ["key_file_mode 0644 lets every user of the host read or change the key"]),
+    (KEY_FILE, {"rotate_key_file_mode": "rw-r-----"}, {}, ["rotate_key_file_mode must be an octal mode"]),
+    (KEY_FILE, {"rotate_key_file_mode": 416}, {"key_file_mode": 416}, ["key_file_mode must be quoted, such as '0640'"]),
+    (KEY_FILE, {"rotate_key_file_key_name": "ANTHROPIC-KEY"}, {}, ["rotate_key_file_key_name must be an environment variable"]),
+    (KEY_FILE, {"rotate_key_file_reload_command": "kill -HUP 'unclosed"}, {"key_file_reload_command": "x"},
+     ["key_file_reload_command is not a command line (No closing quotation)"]),
+    (KEY_FILE, {"rotate_key_file_reload_command": ["kill", 9]}, {},
+     ["rotate_key_file_reload_command must be a list of words (an argv) or a command line, got"]),
+    (KEY_FILE, {"rotate_key_file_reload_state": "stopped"}, {}, ["rotate_key_file_reload_state must be restarted or reloaded"]),
+    (KEY_FILE, {"rotate_key_file_owner": "root; rm"}, {}, ["rotate_key_file_owner must be a user name or number"]),
+    (KUBERNETES, {}, {}, []),
+    (KUBERNETES, {"rotate_kubernetes_rollout": ""}, {}, []),
+    (KUBERNETES, {"rotate_kubernetes_namespace": ""}, {},
+     ["deploy_target kubernetes_secret needs kubernetes_namespace (or rotate_kubernetes_namespace)"]),
+    (KUBERNETES, {"rotate_kubernetes_secret_name": "Signer_Key"}, {"kubernetes_secret_name": "Signer_Key"},
+     ["kubernetes_secret_name must be a Secret's name (lowercase letters, digits, - and .), got 'Signer_Key'"]),
+    (KUBERNETES, {"rotate_kubernetes_rollout": "pod/signer"}, {}, ["rotate_kubernetes_rollout must be the workload to roll out"]),
+    (KUBERNETES, {"rotate_kubernetes_secret_key": "a key"}, {}, ["rotate_kubernetes_secret_key must be a data key"]),
+    (KUBERNETES, {"rotate_kubernetes_wait_timeout": "0"}, {}, ["rotate_kubernetes_wait_timeout must be seconds"]),
+])
+def test_file_and_kubernetes_target_settings(base, changes, short, expected):
+    values = dict(base)
+    values.update(changes)
+    problems = check(short, **values)["problems"]
+    assert len(problems) == len(expected) and all(e in p for e, p in zip(expected, problems)), problems
+
+
+def test_a_target_names_what_it_needs_installed(monkeypatch):
+    import importlib.util
+
+    from ansible_collections.apikeys.rotation.plugins.module_utils import settings
+
+    installed = {"kubernetes"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    assert settings.target_needs("file") == []
+    assert settings.target_needs("kubernetes_secret") == [
+        "deploy_target kubernetes_secret needs the collection kubernetes.core (ansible-galaxy collection install kubernetes.core)"]
+    problems = preflight("create", "", False, True, False, {}, "kubernetes_secret")
+    assert [p for p in problems if "kubernetes.core" in p], problems
+    assert preflight("none", "", False, True, False, {}, "kubernetes_secret") == []  # nothing to deliver
+    installed.add("ansible_collections.kubernetes.core")
+    assert settings.target_needs("kubernetes_secret") == []
