@@ -391,13 +391,13 @@ def test_file_module_check_diff_idempotence_and_no_value_at_vvvv(in_process, set
     assert out["previous_fingerprint"] == fp(s.old["value"])
     # only the mode differs: changed, content kept
     os.chmod(str(path), 0o600)
-    _, out = run_file_module(ansible, s, args, env=env)
+    result4, out = run_file_module(ansible, s, args, env=env)
     assert out["changed"] is True and stat.S_IMODE(path.stat().st_mode) == 0o640
     # another key than the one expected: nothing written
-    _, out = run_file_module(ansible, s, dict(args, expected_fingerprint="sha256:000000000000"), env=env)
+    result5, out = run_file_module(ansible, s, dict(args, expected_fingerprint="sha256:000000000000"), env=env)
     assert out.get("failed") and "not the expected sha256:000000000000" in out["msg"], out
     assert path.read_text() == "OPENROUTER_API_KEY=%s\n" % s.old["value"]
-    for run in (result, result2, result3):
+    for run in (result, result2, result3, result4, result5):
         assert_no_secret(run.output + json.dumps(run.events), s.old["value"])
 
 

@@ -88,7 +88,7 @@ def test_write_replaces_atomically_with_mode(tmp_path):
 @pytest.mark.parametrize("make, expected", [
     (lambda p: None, "path must be an absolute path"),
     (lambda p: os.symlink("/etc/hostname", p), "is not a regular file"),
-    (lambda p: os.mkdir(p), "is not a regular file"),
+    (os.mkdir, "is not a regular file"),
 ])
 def test_refused_paths(tmp_path, make, expected):
     path = tmp_path / "key"
