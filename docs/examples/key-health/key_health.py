@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to the apikeys.rotation collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A key health endpoint for a Python application, standard library only (docs/key-health-endpoint.md).
