@@ -159,7 +159,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint, vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import fingerprint, vault_ref_spec
 
 
 def describe(key_fp, attributes):
@@ -219,13 +219,9 @@ def main():
         required_if=[("format", "env", ("key_name",)), ("format", "kubernetes_secret", ("key_name", "kubernetes"))],
         supports_check_mode=True,
     )
-    try:
-        result = write_key(module)
-    except RotationError as exc:
-        details = dict(exc.details)
-        details.setdefault("changed", False)
-        module.fail_json(msg=str(exc), **details)
-    module.exit_json(**result)
+    from ansible_collections.apikeys.rotation.plugins.module_utils import deploy
+
+    deploy.run(module, write_key)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ http:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import vault_ref_spec
 
 
 def deliver(module):
@@ -208,13 +208,9 @@ def main():
 
     if not HAS_HTTPX:
         module.fail_json(msg=missing_required_lib("httpx"), exception=HTTPX_IMPORT_ERROR)
-    try:
-        result = deliver(module)
-    except RotationError as exc:
-        details = dict(exc.details)
-        details.setdefault("changed", False)
-        module.fail_json(msg=str(exc), **details)
-    module.exit_json(**result)
+    from ansible_collections.apikeys.rotation.plugins.module_utils import deploy
+
+    deploy.run(module, deliver)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,14 @@ def key_to_deliver(module: t.Any, expected: str, where: str) -> t.Tuple[str, str
                             % (ref["mount"], ref["path"], " version %d" % ref["version"] if ref.get("version") else "",
                                found, expected, where))
     return value, found
+
+
+def run(module: t.Any, action: t.Callable[[t.Any], t.Dict[str, t.Any]]) -> None:
+    """Exit the module with what ``action(module)`` returns, or fail with its RotationError (changed false)."""
+    try:
+        result = action(module)
+    except RotationError as exc:
+        details = dict(exc.details)
+        details.setdefault("changed", False)
+        module.fail_json(msg=str(exc), **details)
+    module.exit_json(**result)
