@@ -253,14 +253,25 @@ class OpenBaoRaft:
             self.unseal_key = (body.get("keys_base64") or body.get("keys_b64") or body["keys"])[0]
             self.unseal()
             self._enable_kv()
+            self._wait_kv_ready()
         else:
             self.unseal()
         return self
+
+    #: the KV v2 mount the server serves
+    mount = "secret"
 
     def _enable_kv(self) -> None:
         status, body = self.http("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
         if status not in (200, 204):
             raise RuntimeError("enabling KV v2 failed: %s %s" % (status, body))
+
+    def _wait_kv_ready(self) -> None:
+        """A new KV v2 mount, and every mount after an unseal, first runs its upgrade check and answers 400
+        ("Upgrading from non-versioned to versioned data") until it is done: wait until a read of a missing
+        path answers 404."""
+        wait_for(lambda: self.http("GET", "%s/data/.kv-ready" % self.mount, timeout=2)[0] == 404, 30,
+                 "the KV v2 mount %s/ to finish its upgrade check" % self.mount)
 
     def seal(self) -> None:
         status, body = self.http("PUT", "sys/seal")
@@ -273,6 +284,8 @@ class OpenBaoRaft:
         if status != 200:
             raise RuntimeError("unseal failed: %s %s" % (status, body))
         wait_for(lambda: self._health() == 200, 30, "OpenBao to become active")
+        if self.root_token:
+            self._wait_kv_ready()
 
     def stop(self) -> None:
         stop_process(self.proc)
