@@ -8,7 +8,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.apikeys.rotation.plugins.module_utils import rotation, settings
+from ansible_collections.apikeys.rotation.plugins.module_utils import rotation, settings, summary
 
 
 def resume_from(record: t.Mapping[str, t.Any], due: bool, current_fingerprint: str) -> str:
@@ -16,14 +16,27 @@ def resume_from(record: t.Mapping[str, t.Any], due: bool, current_fingerprint: s
     return rotation.resume_from(bool(due), str(record.get("stage") or ""), str(current_fingerprint or ""), record)
 
 
+def plan_start(secret: t.Mapping[str, t.Any], force: t.Any, max_age_seconds: t.Any, max_age: str) -> t.Dict[str, t.Any]:
+    try:
+        return rotation.plan_start(secret or {}, bool(force), int(max_age_seconds or 0), str(max_age or ""))
+    except rotation.DecisionError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 def plan_keys(record: t.Mapping[str, t.Any], resume: str, stage_found: str, current_fingerprint: str,
               current_version: t.Any, current_key_id: str = "") -> t.Dict[str, t.Any]:
-    return rotation.plan_keys(str(resume or ""), str(stage_found or ""), record or {}, str(current_fingerprint or ""),
+    keys = rotation.plan_keys(str(resume or ""), str(stage_found or ""), record or {}, str(current_fingerprint or ""),
                               int(current_version or 0), str(current_key_id or ""))
+    keys.update(rotation.rotation_identity(str(stage_found or ""), record or {}))
+    return keys
 
 
 def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_owner: str = "") -> t.Dict[str, t.Any]:
     return rotation.lease_decision(lease, float(now), str(break_owner or "")).as_dict()
+
+
+def under_lease(secret_now: t.Mapping[str, t.Any], secret_planned: t.Mapping[str, t.Any]) -> str:
+    return rotation.under_lease(secret_planned or {}, secret_now or {})
 
 
 def dead_lease(lease: t.Optional[t.Mapping[str, t.Any]]) -> bool:
@@ -47,6 +60,10 @@ def rollback_needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str
 def rotation_result(lease_outcome: str, resume: str, stage_found: str, check_mode: bool, waiting: t.Any = "") -> str:
     return rotation.result_word(str(lease_outcome or ""), str(resume or ""), str(stage_found or ""), bool(check_mode),
                                 bool(waiting))
+
+
+def rotation_report(facts: t.Mapping[str, t.Any]) -> t.Dict[str, t.Dict[str, t.Any]]:
+    return summary.report(facts or {})
 
 
 def age_text(seconds: t.Any) -> str:
@@ -85,12 +102,15 @@ class FilterModule:
     def filters(self) -> t.Dict[str, t.Callable[..., t.Any]]:
         return {
             "resume_from": resume_from,
+            "plan_start": plan_start,
             "plan_keys": plan_keys,
             "lease_decision": lease_decision,
             "dead_lease": dead_lease,
+            "under_lease": under_lease,
             "rollback_plan": rollback_plan,
             "rollback_needs_below": rollback_needs_below,
             "rotation_result": rotation_result,
+            "rotation_report": rotation_report,
             "age_text": age_text,
             "cleanup_plan": cleanup_plan,
             "cleanup_result": cleanup_result,

@@ -7,16 +7,21 @@ The role's tasks read Vault and the provider, hand what they read to these funct
 reads or writes anything except :func:`controller_process` and :func:`process_alive`,
 which look at /proc of the controller the run is on.
 
-- :func:`resume_from`: where a rotation run starts, from the record and what Vault serves.
+- :func:`plan_start`: what the plan reads from the secret: the record, the key in use, its age,
+  why it is due, and (:func:`resume_from`) where the run starts.
+- :func:`plan_keys`, :func:`rotation_identity`: the keys and the rotation a run works with.
 - :func:`lease_decision`: whether a run may take a key's lease (free, expired, broken,
-  held by a run that is provably dead, or held).
+  held by a run that is provably dead, or held); :func:`under_lease`: whether the plan
+  still stands once the lease is held.
 - :func:`plan_rollback`: what a rollback writes, including the re-run of a rollback that
   died between its Vault write and its record.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import random
 import socket
 import typing as t
 from dataclasses import asdict, dataclass
@@ -63,6 +68,62 @@ def resume_from(due: bool, stage: str, current_fingerprint: str, record: t.Mappi
     return "unknown"
 
 
+def _utc(text: str) -> datetime.datetime:
+    """A Vault or record time (``2026-12-01T10:00:00.123456Z``, to the second) as a naive UTC datetime."""
+    return datetime.datetime.strptime(str(text)[:19], "%Y-%m-%dT%H:%M:%S")
+
+
+def key_written_at(secret: t.Mapping[str, t.Any]) -> str:
+    """When the key in use was put in place: the last rotation, else the time its Vault version was written."""
+    record = secret.get("custom_metadata") or {}
+    versions = secret.get("versions") or {}
+    version = versions.get(str(secret.get("current_version") or 0)) or {}
+    return str(record.get("rotated_at") or version.get("created_time") or secret.get("created_time") or "")
+
+
+def due_reason(stage_found: str, force: bool, age_seconds: int, max_age_seconds: int, max_age: str) -> str:
+    """Why the key is rotated now ('' when it is not due)."""
+    if stage_found:
+        return "resuming the rotation left at stage " + stage_found
+    if force:
+        return "forced"
+    if age_seconds >= max_age_seconds:
+        return "older than max_age " + max_age
+    return ""
+
+
+def plan_start(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_age: str,
+               now: t.Optional[datetime.datetime] = None) -> t.Dict[str, t.Any]:
+    """What the plan reads from the secret and where the run starts: the record, the stage it found, the key in
+    use, its age and why it is due, and ``resume_from``. ``now`` is naive UTC (the current time by default)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    record = dict(secret.get("custom_metadata") or {})
+    stage_found = str(record.get("stage") or "")
+    current_fingerprint = str((secret.get("fingerprints") or {}).get("api_key") or "")
+    since = key_written_at(secret)
+    try:
+        age = int((now - _utc(since)).total_seconds())
+    except ValueError:
+        raise DecisionError("cannot tell the key's age: Vault gave no time it was written (%r)" % since[:40]) from None
+    reason = due_reason(stage_found, bool(force), age, int(max_age_seconds), str(max_age))
+    return {
+        "record": record,
+        "stage_found": stage_found,
+        "current_version": int(secret.get("current_version") or 0),
+        "current_fingerprint": current_fingerprint,
+        "age_seconds": age,
+        "due_reason": reason,
+        "resume_from": resume_from(bool(reason), stage_found, current_fingerprint, record),
+    }
+
+
+def new_rotation_id(now: t.Optional[datetime.datetime] = None) -> t.Tuple[str, str]:
+    """A fresh rotation id (the UTC time and 16 random bits) and the time it started."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return ("%s-%04x" % (now.strftime("%Y%m%d%H%M%S"), random.SystemRandom().randrange(0x10000)),
+            now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
 def plan_keys(resume: str, stage_found: str, record: t.Mapping[str, t.Any], current_fingerprint: str,
               current_version: int, current_key_id: str = "") -> t.Dict[str, t.Any]:
     """The keys a run works with: the old one (retired at the end), the new one, and their Vault versions.
@@ -101,6 +162,16 @@ def plan_keys(resume: str, stage_found: str, record: t.Mapping[str, t.Any], curr
         "new_version": current_version if resume in ("recover", "deploy", "retire") else 0,
     }
 
+
+
+def rotation_identity(stage_found: str, record: t.Mapping[str, t.Any],
+                      now: t.Optional[datetime.datetime] = None) -> t.Dict[str, str]:
+    """The rotation a run works on: the unfinished one the record names, else a new one."""
+    if stage_found:
+        return {"rotation_id": str(record.get("rotation_id") or ""),
+                "rotation_started_at": str(record.get("rotation_started_at") or "")}
+    rotation_id, started_at = new_rotation_id(now)
+    return {"rotation_id": rotation_id, "rotation_started_at": started_at}
 
 # -- the lease ----------------------------------------------------------------------------
 
@@ -243,6 +314,32 @@ def dead_lease(lease: t.Optional[t.Mapping[str, t.Any]], here: t.Optional[Holder
         return False
     return Holder.from_lease(data).provably_dead(here or Holder.here(), alive)
 
+
+
+UNDER_LEASE = ("taken", "already_rotated", "changed")
+
+
+def under_lease(planned: t.Mapping[str, t.Any], now: t.Mapping[str, t.Any]) -> str:
+    """What the secret, read again once the lease is held, says about the plan made before it.
+
+    ``taken``: the same version, stage, rotation and key, so the plan stands. ``already_rotated``: another run
+    finished a rotation meanwhile (no stage, a new ``rotated_at``). ``changed``: anything else (a person wrote a
+    key, another run is half-way): the run stops and changes nothing.
+    """
+    then_record = planned.get("custom_metadata") or {}
+    now_record = now.get("custom_metadata") or {}
+
+    def fingerprint(secret: t.Mapping[str, t.Any]) -> str:
+        return str((secret.get("fingerprints") or {}).get("api_key") or "")
+
+    if (int(now.get("current_version") or 0) == int(planned.get("current_version") or 0)
+            and all(str(now_record.get(f) or "") == str(then_record.get(f) or "") for f in ("stage", "rotation_id"))
+            and fingerprint(now) == fingerprint(planned)):
+        return "taken"
+    rotated_at = str(now_record.get("rotated_at") or "")
+    if not now_record.get("stage") and rotated_at and rotated_at != str(then_record.get("rotated_at") or ""):
+        return "already_rotated"
+    return "changed"
 
 # -- rollback -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -112,3 +113,28 @@ def test_table_cells_escape_pipes():
 def test_unclosed_markup_is_an_error():
     with pytest.raises(gen.DocError):
         gen.markup("O(never closed")
+
+
+def test_rerun_table_matches_the_decision():
+    """docs/rotation.md's "What a re-run does at each stage": each row's stage leads to its resume_from in
+    plugins/module_utils/rotation.py for some key in Vault (the record's, the pending one, another), and the table
+    names every resume point a re-run can reach."""
+    from ansible_collections.apikeys.rotation.plugins.module_utils import rotation  # pylint: disable=import-outside-toplevel
+
+    with open(os.path.join(REPO_ROOT, "docs", "rotation.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    table = text[text.index("| the run died… | the record says | starts at (`resume_from`) |"):]
+    rows = [line.strip("|").split(" | ") for line in table.split("\n\n")[0].splitlines()[2:]]
+    assert len(rows) >= 8, rows
+    record = {"fingerprint": "sha256:000000000001", "pending_fingerprint": "sha256:000000000002", "rotation_id": "r"}
+    keys = (record["fingerprint"], record["pending_fingerprint"], "sha256:00000000000f")
+    seen = set()
+    for row in rows:
+        says, starts = row[1], re.fullmatch(r"\s*`([a-z]+)`\s*", row[2]).group(1)
+        stages = [""] if says.strip().startswith("no stage") else re.findall(r"`([a-z]+)`", says)
+        assert stages, row
+        for stage in stages:
+            found = {rotation.resume_from(True, stage, key, dict(record, stage=stage)) for key in keys}
+            assert starts in found, "%r: stage %r leads to %s, not %s" % (row[0], stage, sorted(found), starts)
+        seen.add(starts)
+    assert seen == set(rotation.RESUME_POINTS) - {"none"}, seen

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import os
+import re
 import subprocess
 import sys
 
@@ -290,3 +292,91 @@ def test_cleanup_result_says_why_nothing_is_deleted():
                                      [], {}, False, "7d")
     assert inside["result"] == "nothing_to_delete" and inside["kept"] == "previous key k1 is inside its grace period (7d)"
     assert rotation.cleanup_result({"previous": "", "stale": [], "why_not": ""}, [], {}, False)["kept"] == "nothing to delete"
+
+
+# -- what the plan reads, and whether the key is due -------------------------------------
+
+DAYS = 86400
+AT = datetime.datetime(2026, 12, 1, 12, 0, 0)
+
+
+def secret(record=None, version=3, written="2026-11-01T12:00:00.123456789Z", created="2026-01-01T00:00:00Z"):
+    return {"exists": True, "current_version": version, "custom_metadata": record, "created_time": created,
+            "fingerprints": {"api_key": OLD}, "versions": {str(version): {"created_time": written}, "1": {"created_time": created}}}
+
+
+# (name, record, force, max_age days) -> age in days, due_reason, resume_from
+DUE_TABLE = [
+    ("young, no record", None, False, 90, 30, "", "none"),
+    ("old enough, no record", None, False, 30, 30, "older than max_age 30d", "create"),
+    ("forced", None, True, 90, 30, "forced", "create"),
+    ("the last rotation counts, not the version", {"rotated_at": "2026-11-21T12:00:00Z", "fingerprint": OLD}, False, 15,
+     10, "", "none"),
+    ("an unfinished stage is resumed even when young",
+     {"stage": "verified", "fingerprint": OLD, "rotated_at": "2026-11-30T12:00:00Z"}, False, 90, 1,
+     "resuming the rotation left at stage verified", "retire"),
+    ("an empty record is no record", {}, False, 30, 30, "older than max_age 30d", "create"),
+]
+
+
+@pytest.mark.parametrize("name,record,force,max_days,age_days,reason,resume", DUE_TABLE, ids=[r[0] for r in DUE_TABLE])
+def test_plan_start(name, record, force, max_days, age_days, reason, resume):
+    start = rotation.plan_start(secret(record), force, max_days * DAYS, "%dd" % max_days, now=AT)
+    assert (start["age_seconds"] // DAYS, start["due_reason"], start["resume_from"]) == (age_days, reason, resume), name
+    assert start["current_version"] == 3 and start["current_fingerprint"] == OLD
+    assert start["record"] == (record or {}) and start["stage_found"] == (record or {}).get("stage", "")
+
+
+def test_the_age_falls_back_to_the_secret_and_refuses_no_time():
+    bare = secret()
+    bare["versions"] = {}
+    assert rotation.plan_start(bare, False, 400 * DAYS, "400d", now=AT)["age_seconds"] == 334 * DAYS + 12 * 3600
+    bare["created_time"] = ""
+    with pytest.raises(rotation.DecisionError, match="cannot tell the key's age"):
+        rotation.plan_start(bare, False, DAYS, "1d", now=AT)
+
+
+def test_the_rotation_a_run_works_on():
+    fresh = rotation.rotation_identity("", {"rotation_id": "old-one"}, now=AT)
+    assert fresh["rotation_started_at"] == "2026-12-01T12:00:00Z"
+    assert re.fullmatch(r"20261201120000-[0-9a-f]{4}", fresh["rotation_id"]), fresh
+    ids = {rotation.rotation_identity("", {}, now=AT)["rotation_id"] for _ in range(20)}
+    assert len(ids) > 1, "the random part varies"
+    resumed = rotation.rotation_identity("stored", {"rotation_id": "r-1", "rotation_started_at": "t0"}, now=AT)
+    assert resumed == {"rotation_id": "r-1", "rotation_started_at": "t0"}
+    assert rotation.rotation_identity("stored", {"rotation_id": "r-1"})["rotation_started_at"] == ""
+
+
+# -- the secret read again under the lease ----------------------------------------------
+
+def kv(version, fingerprint=OLD, **record):
+    return {"current_version": version, "fingerprints": {"api_key": fingerprint}, "custom_metadata": record or None}
+
+
+# (name, what the plan read, what is read under the lease) -> outcome
+UNDER_LEASE_TABLE = [
+    ("nothing moved", kv(3, rotated_at="t1"), kv(3, rotated_at="t1"), "taken"),
+    ("nothing moved, no record", kv(1), kv(1), "taken"),
+    ("the same unfinished rotation", kv(4, NEW, stage="stored", rotation_id="r1"), kv(4, NEW, stage="stored", rotation_id="r1"),
+     "taken"),
+    ("another run finished a rotation", kv(3, rotated_at="t1"), kv(4, NEW, rotated_at="t2"), "already_rotated"),
+    ("another run finished the first rotation", kv(1), kv(2, NEW, rotated_at="t2"), "already_rotated"),
+    ("another run finished the unfinished one", kv(4, NEW, stage="stored", rotation_id="r1"),
+     kv(4, NEW, rotated_at="t2", rotation_id="r1"), "already_rotated"),
+    ("a person wrote a key", kv(3, rotated_at="t1"), kv(4, OTHER, rotated_at="t1"), "changed"),
+    ("another run is half-way", kv(3, rotated_at="t1"), kv(3, stage="creating", rotation_id="r2", rotated_at="t1"), "changed"),
+    ("another run's rotation is stored", kv(3, rotated_at="t1"), kv(4, NEW, stage="stored", rotated_at="t2"), "changed"),
+    ("another rotation id", kv(4, NEW, stage="stored", rotation_id="r1"), kv(4, NEW, stage="stored", rotation_id="r2"),
+     "changed"),
+    ("the same version, another key", kv(3), kv(3, OTHER), "changed"),
+    ("metadata only, no new rotation", kv(3, rotated_at="t1"), kv(3, rotated_at="t1", note="x"), "taken"),
+]
+
+
+@pytest.mark.parametrize("name,planned,now,expected", UNDER_LEASE_TABLE, ids=[r[0] for r in UNDER_LEASE_TABLE])
+def test_under_lease(name, planned, now, expected):
+    assert rotation.under_lease(planned, now) == expected, name
+
+
+def test_under_lease_table_covers_every_outcome():
+    assert {row[3] for row in UNDER_LEASE_TABLE} == set(rotation.UNDER_LEASE)

@@ -1,0 +1,265 @@
+# Copyright: (c) 2026, apikeys.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a rotation run reports for one key: the summary it prints and the result it hands on.
+
+``report(facts)`` takes the run's facts as the role gathered them (``roles/rotate/tasks/summary.yml``
+names each one; a fact the run never set is ``None``, a task that did not run is ``None`` or a result
+with ``skipped``) and returns::
+
+    {"summary": {...},   # printed by "Report | summary"
+     "stats": {...}}     # the key's result: the closing table and set_stats (AWX workflows)
+
+The summary has one of three shapes, after the base (key, provider, vault, result, stage):
+
+* check mode: ``current`` and, when the key is due, the ``plan`` the run would carry out;
+* another run rotated the key while this one started: ``current`` as Vault now serves it;
+* otherwise: ``current`` (and, after a rotation, ``previous``, ``probes``, ``revoked`` and ``left_active``).
+
+No key value is ever among the facts: ids, fingerprints, versions and states only.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.apikeys.rotation.plugins.module_utils import rotation
+
+Facts = t.Mapping[str, t.Any]
+
+
+def _ran(result: t.Any) -> t.Optional[t.Mapping[str, t.Any]]:
+    """A registered task result, or None when the task did not run (never defined, or skipped)."""
+    if isinstance(result, t.Mapping) and not result.get("skipped"):
+        return result
+    return None
+
+
+def _text(value: t.Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _int(value: t.Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return 0
+
+
+def _map(value: t.Any) -> t.Mapping[str, t.Any]:
+    return value if isinstance(value, t.Mapping) else {}
+
+
+def _attempts(result: t.Optional[t.Mapping[str, t.Any]]) -> int:
+    """How many tries an ``until:`` task made (1 when it did not retry), 0 when it did not run."""
+    if result is None:
+        return 0
+    return _int(result.get("attempts", 1))
+
+
+class _Run:
+    """The facts of one run, with the few derived answers every part of the report shares."""
+
+    def __init__(self, facts: Facts) -> None:
+        self.f = facts
+        self.lease_outcome = _text(facts.get("lease_outcome"))
+        self.overtaken = self.lease_outcome == "already_rotated"
+        self.resume = _text(facts.get("resume_from"))
+        self.stage_found = _text(facts.get("stage_found"))
+        self.check_mode = bool(facts.get("check_mode"))
+        self.waiting = facts.get("waiting")
+        self.result = rotation.result_word(self.lease_outcome, self.resume, self.stage_found, self.check_mode,
+                                           bool(self.waiting))
+        self.lease_secret = _map(facts.get("lease_secret"))
+        self.lease_metadata = _map(self.lease_secret.get("custom_metadata"))
+        self.record = _map(facts.get("record"))
+        self.current_fingerprint = _text(facts.get("current_fingerprint"))
+
+    def get(self, name: str, default: t.Any = "") -> t.Any:
+        value = self.f.get(name)
+        return default if value is None else value
+
+    def trusted_record(self) -> t.Mapping[str, t.Any]:
+        """The record as it is now, trusted only when it describes the key Vault serves."""
+        if self.result == "already_rotated":
+            return self.lease_metadata
+        if _text(self.record.get("fingerprint")) == self.current_fingerprint:
+            return self.record
+        return {}
+
+    def current_key_id(self, record: t.Mapping[str, t.Any]) -> str:
+        """The key in use: from the record, else the id the plan found for it (adopted by its hint)."""
+        if record.get("key_id"):
+            return _text(record["key_id"])
+        if _text(self.get("old_fingerprint")) == self.current_fingerprint:
+            return _text(self.get("old_key_id"))
+        return ""
+
+
+def _stats(run: _Run) -> t.Dict[str, t.Any]:
+    if run.result in ("rotated", "resumed"):
+        keys = {
+            "key_id": run.get("new_key_id"),
+            "fingerprint": run.get("new_fingerprint"),
+            "vault_version": _int(run.get("new_version", 0)),
+            "previous_key_id": run.get("old_key_id"),
+            "previous_fingerprint": run.get("old_fingerprint"),
+            "previous_state": run.get("previous_state"),
+            "rotation_id": run.get("rotation_id"),
+            "rotation_started_at": run.get("rotation_started_at"),
+        }
+    else:
+        record = run.trusted_record()
+        overtaken = run.result == "already_rotated"
+        keys = {
+            "key_id": run.current_key_id(record),
+            "fingerprint": (_map(run.lease_secret.get("fingerprints")).get("api_key", "") if overtaken
+                            else run.current_fingerprint),
+            "vault_version": _int(run.lease_secret.get("current_version", 0) if overtaken else run.get("current_version", 0)),
+        }
+        for field in ("previous_key_id", "previous_fingerprint", "previous_state", "rotation_id", "rotation_started_at"):
+            keys[field] = record.get(field) or ""
+    stats = {
+        "provider": run.get("provider"),
+        "vault_path": "%s/%s" % (run.get("vault_mount"), run.get("vault_path")),
+        "stage": _stage(run),
+        "result": run.result,
+        "changed": run.result in ("rotated", "resumed"),
+        "check_mode": run.check_mode,
+    }
+    stats.update(keys)
+    stats.update(_map(run.get("run_timing", {})))
+    if run.waiting is not None:
+        stats["waiting"] = run.waiting
+    return stats
+
+
+def _stage(run: _Run) -> str:
+    if run.resume == "none" or run.overtaken:
+        return "none"
+    return "plan" if run.check_mode else "done"
+
+
+def _result_text(run: _Run) -> str:
+    if run.overtaken:
+        return ("already rotated by another run (at %s) while this one started: nothing to do"
+                % _text(run.lease_metadata.get("rotated_at")))
+    if run.waiting is not None:
+        return _text(run.waiting)
+    if run.resume == "none":
+        return "up to date: %s old, max_age %s" % (rotation.age_text(float(run.get("age_seconds", 0) or 0)),
+                                                   run.get("max_age"))
+    if run.check_mode:
+        what = "rotate" if run.resume == "create" and not run.stage_found else "resume at " + run.resume
+        return "would %s (%s)" % (what, run.get("due_reason"))
+    return "rotated" if not run.stage_found else "rotation resumed at %s and finished" % run.resume
+
+
+def _lease(run: _Run) -> t.Dict[str, t.Any]:
+    if _ran(run.f.get("lease")) is None:
+        return {}
+    released = run.f.get("lease_released")
+    released = released if isinstance(released, t.Mapping) else {}
+    taken_over_from = run.get("lease_taken_over")
+    return {"lease": {
+        "path": "%s/%s" % (run.get("lease_mount"), run.get("lease_path")),
+        "owner": run.get("lease_owner"),
+        "taken_over_from": taken_over_from,
+        "taken_over_because": _map(run.get("lease_decision", {})).get("outcome", "") if taken_over_from else "",
+        "released": _ran(released) is not None and "version" in released,
+        "note": ("" if "version" in released
+                 else "not released (%s): it expires after rotate_lease_ttl" % _text(released.get("msg", "lost"))),
+    }}
+
+
+def _current(run: _Run) -> t.Dict[str, t.Any]:
+    # a record about another key (the key was replaced outside the role) does not name the key in use
+    return {"current": {
+        "key_id": run.current_key_id(run.trusted_record()),
+        "fingerprint": run.current_fingerprint,
+        "vault_version": run.get("current_version"),
+    }}
+
+
+def _plan(run: _Run) -> t.Dict[str, t.Any]:
+    shown = _current(run)
+    if run.resume == "none":
+        return shown
+    health = run.get("health_url")
+    old_key_id = _text(run.get("old_key_id"))
+    retire_state = _text(run.get("retire_state"))
+    if run.get("provider") == "openai" and retire_state == "disabled":
+        retire_state = "active until cleanup"
+    shown["plan"] = {
+        "create": "%s-%s" % (run.get("key_name_prefix"), run.get("rotation_id")) if run.resume == "create"
+                  else "no (already created)",
+        "store_as_vault_version": _int(run.get("base_version", 0)) + 1,
+        "verify": "provider probe%s, %s consecutive successes" % (
+            " and %s" % run.get("health_url_shown") if health else "", run.get("verify_successes")),
+        "retire": "%s -> %s" % (old_key_id, retire_state) if old_key_id else "nothing (previous key unknown)",
+    }
+    return shown
+
+
+def _overtaken(run: _Run) -> t.Dict[str, t.Any]:
+    return {"current": {
+        "key_id": run.lease_metadata.get("key_id", ""),
+        "fingerprint": _map(run.lease_secret.get("fingerprints")).get("api_key", ""),
+        "vault_version": run.lease_secret.get("current_version", 0),
+    }}
+
+
+def _done(run: _Run) -> t.Dict[str, t.Any]:
+    if run.resume == "none":
+        return _current(run)
+    old_key_id = _text(run.get("old_key_id"))
+    previous_state = _text(run.get("previous_state"))
+    verify = _ran(run.f.get("verify_probe"))
+    kept = [_text(key) for key in run.get("stale_kept", []) or []]
+    revoked = [old_key_id + " " + previous_state] if previous_state != "active" else []
+    revoked += [_text(key) + " deleted" for key in run.get("stale_key_ids", []) or [] if _text(key) not in kept]
+    revoked += [_text(key) + " (orphan of an interrupted run) deleted" for key in run.get("orphans_revoked", []) or []]
+    left_active = ["%s until cleanup deletes it after %s" % (old_key_id, run.get("grace_period"))
+                   if previous_state == "active" and old_key_id else None]
+    left_active = [line for line in left_active if line]
+    left_active += [key + " (the provider refused to delete it: see the warning)" for key in kept]
+    preverify = run.f.get("preverify")
+    return {
+        "current": {"key_id": run.get("new_key_id"), "fingerprint": run.get("new_fingerprint"),
+                    "vault_version": _int(run.get("new_version", 0)),
+                    "name": "%s-%s" % (run.get("key_name_prefix"), run.get("rotation_id"))},
+        "previous": {"key_id": run.get("old_key_id"), "fingerprint": run.get("old_fingerprint"),
+                     "vault_version": _int(run.get("base_version", 0)), "state": run.get("previous_state")},
+        "probes": {
+            "pre_verify_attempts": _int(_map(preverify).get("attempts", 1)) if preverify is not None else 0,
+            "pre_verify_seconds": run.get("preverify_seconds", 0),
+            "verify_attempts": _attempts(verify),
+            "health_attempts": _attempts(_ran(run.f.get("verify_health"))),
+            "consecutive_successes": _int(run.get("verify_successes", 0)) if verify is not None else 0,
+            "seconds_from_store_to_verified": run.get("live_seconds", 0),
+        },
+        "revoked": revoked,
+        "left_active": left_active,
+    }
+
+
+def report(facts: Facts) -> t.Dict[str, t.Dict[str, t.Any]]:
+    """The summary and the result of one key's run (see the module's docstring)."""
+    run = _Run(facts)
+    summary = {
+        "key": run.get("key"),
+        "provider": run.get("provider"),
+        "vault": "%s/%s" % (run.get("vault_mount"), run.get("vault_path")),
+        "result": _result_text(run),
+        "stage": _stage(run),
+    }
+    if run.check_mode:
+        summary.update(_plan(run))
+    elif run.overtaken:
+        summary.update(_overtaken(run))
+    else:
+        summary.update(_done(run))
+    summary.update(_lease(run))
+    return {"summary": summary, "stats": _stats(run)}
