@@ -163,7 +163,6 @@ def plan_keys(resume: str, stage_found: str, record: t.Mapping[str, t.Any], curr
     }
 
 
-
 def rotation_identity(stage_found: str, record: t.Mapping[str, t.Any],
                       now: t.Optional[datetime.datetime] = None) -> t.Dict[str, str]:
     """The rotation a run works on: the unfinished one the record names, else a new one."""
@@ -172,6 +171,7 @@ def rotation_identity(stage_found: str, record: t.Mapping[str, t.Any],
                 "rotation_started_at": str(record.get("rotation_started_at") or "")}
     rotation_id, started_at = new_rotation_id(now)
     return {"rotation_id": rotation_id, "rotation_started_at": started_at}
+
 
 # -- the lease ----------------------------------------------------------------------------
 
@@ -315,7 +315,6 @@ def dead_lease(lease: t.Optional[t.Mapping[str, t.Any]], here: t.Optional[Holder
     return Holder.from_lease(data).provably_dead(here or Holder.here(), alive)
 
 
-
 UNDER_LEASE = ("taken", "already_rotated", "changed")
 
 
@@ -340,6 +339,7 @@ def under_lease(planned: t.Mapping[str, t.Any], now: t.Mapping[str, t.Any]) -> s
     if not now_record.get("stage") and rotated_at and rotated_at != str(then_record.get("rotated_at") or ""):
         return "already_rotated"
     return "changed"
+
 
 # -- rollback -----------------------------------------------------------------------------
 

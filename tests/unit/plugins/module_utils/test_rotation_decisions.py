@@ -340,7 +340,7 @@ def test_the_rotation_a_run_works_on():
     fresh = rotation.rotation_identity("", {"rotation_id": "old-one"}, now=AT)
     assert fresh["rotation_started_at"] == "2026-12-01T12:00:00Z"
     assert re.fullmatch(r"20261201120000-[0-9a-f]{4}", fresh["rotation_id"]), fresh
-    ids = {rotation.rotation_identity("", {}, now=AT)["rotation_id"] for _ in range(20)}
+    ids = {rotation.rotation_identity("", {}, now=AT)["rotation_id"] for attempt in range(20)}
     assert len(ids) > 1, "the random part varies"
     resumed = rotation.rotation_identity("stored", {"rotation_id": "r-1", "rotation_started_at": "t0"}, now=AT)
     assert resumed == {"rotation_id": "r-1", "rotation_started_at": "t0"}
