@@ -259,6 +259,10 @@ def map_error(exc: BaseException, op: Op, url: str, status: t.Optional[int] = No
                 "The Vault server at %s did not answer within %s seconds while trying to %s%s. Check that it is up and "
                 "reachable from this host, or raise timeout." % (url, _fmt_number(timeout), op.action, tried),
                 "timeout", api_path=op.api_path)
+        # A TLS listener sent plain HTTP answers 400 and drops the connection: depending on timing the client
+        # sees a reset (ConnectionError) or an answer cut off while it was read (ChunkedEncodingError).
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError) and speaks_tls(url, min(timeout or 5.0, 5.0)):
+            return plain_http_to_tls_error(url)
         if isinstance(exc, requests.exceptions.ConnectionError):
             if _reason_of_connection_error(exc) != "connection refused" and speaks_tls(url, min(timeout or 5.0, 5.0)):
                 return plain_http_to_tls_error(url)

@@ -664,6 +664,24 @@ def test_plain_http_to_a_tls_listener_is_named():
     assert "https://127.0.0.1:8200" in str(info.value)
 
 
+@pytest.mark.parametrize("error", [requests.exceptions.ChunkedEncodingError("Connection broken: reset"),
+                                   requests.exceptions.ConnectionError("Connection aborted: connection reset")],
+                         ids=["answer cut off", "reset"])
+@pytest.mark.parametrize("tls", [True, False])
+def test_plain_http_to_a_tls_listener_is_named_when_the_400_is_lost(monkeypatch, error, tls):
+    """The 400 of a TLS listener sent plain HTTP may reach the client as a reset or as an answer cut off while it
+    was read: either way a TLS handshake with the server decides, and only a server that completes one is named."""
+    tried = []
+    monkeypatch.setattr(vault, "speaks_tls", lambda url, timeout=5.0: tried.append(url) or tls)
+    err = map_error(error, READ_DATA, "http://127.0.0.1:8200")
+    assert tried == ["http://127.0.0.1:8200"]
+    if tls:
+        assert "speaks TLS, but url (or VAULT_ADDR) says http://: use https://127.0.0.1:8200" in str(err)
+        assert err.category == "tls"
+    else:
+        assert "speaks TLS" not in str(err) and err.category == "unreachable"
+
+
 # --- one login per run: the session token file -------------------------------------------
 
 def test_a_session_token_file_wins_over_every_auth_method(tmp_path):
