@@ -23,6 +23,7 @@ import datetime
 import os
 import random
 import socket
+import time
 import typing as t
 from dataclasses import asdict, dataclass
 
@@ -68,17 +69,26 @@ def resume_from(due: bool, stage: str, current_fingerprint: str, record: t.Mappi
     return "unknown"
 
 
-def _utc(text: str) -> datetime.datetime:
-    """A Vault or record time (``2026-12-01T10:00:00.123456Z``, to the second) as a naive UTC datetime."""
-    return datetime.datetime.strptime(str(text)[:19], "%Y-%m-%dT%H:%M:%S")
+def parse_time(text: t.Any) -> t.Optional[float]:
+    """Seconds since the epoch of an ISO 8601 UTC time (Vault's nanoseconds cut), None when it is none."""
+    text = str(text or "").strip()
+    if len(text) < 19:
+        return None
+    try:
+        moment = datetime.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-def key_written_at(secret: t.Mapping[str, t.Any]) -> str:
-    """When the key in use was put in place: the last rotation, else the time its Vault version was written."""
+def key_age_since(secret: t.Mapping[str, t.Any]) -> t.Optional[float]:
+    """When the key in use started its life: the last rotation, else when its version was written.
+
+    The plan (:func:`plan_start`) and the status view both ask here."""
     record = secret.get("custom_metadata") or {}
-    versions = secret.get("versions") or {}
-    version = versions.get(str(secret.get("current_version") or 0)) or {}
-    return str(record.get("rotated_at") or version.get("created_time") or secret.get("created_time") or "")
+    version = str(secret.get("current_version") or "")
+    written = ((secret.get("versions") or {}).get(version) or {}).get("created_time")
+    return parse_time(record.get("rotated_at")) or parse_time(written) or parse_time(secret.get("created_time"))
 
 
 def due_reason(stage_found: str, force: bool, age_seconds: int, max_age_seconds: int, max_age: str) -> str:
@@ -93,18 +103,18 @@ def due_reason(stage_found: str, force: bool, age_seconds: int, max_age_seconds:
 
 
 def plan_start(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_age: str,
-               now: t.Optional[datetime.datetime] = None) -> t.Dict[str, t.Any]:
+               now: t.Optional[float] = None) -> t.Dict[str, t.Any]:
     """What the plan reads from the secret and where the run starts: the record, the stage it found, the key in
-    use, its age and why it is due, and ``resume_from``. ``now`` is naive UTC (the current time by default)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    use, its age and why it is due, and ``resume_from``. ``now``: seconds since the epoch (the current time by
+    default)."""
+    now = time.time() if now is None else now
     record = dict(secret.get("custom_metadata") or {})
     stage_found = str(record.get("stage") or "")
     current_fingerprint = str((secret.get("fingerprints") or {}).get("api_key") or "")
-    since = key_written_at(secret)
-    try:
-        age = int((now - _utc(since)).total_seconds())
-    except ValueError:
-        raise DecisionError("cannot tell the key's age: Vault gave no time it was written (%r)" % since[:40]) from None
+    since = key_age_since(secret)
+    if since is None:
+        raise DecisionError("cannot tell the key's age: Vault gave no time it was written")
+    age = int(now - since)
     reason = due_reason(stage_found, bool(force), age, int(max_age_seconds), str(max_age))
     return {
         "record": record,

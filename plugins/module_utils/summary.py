@@ -221,9 +221,8 @@ def _done(run: _Run) -> t.Dict[str, t.Any]:
     revoked = [old_key_id + " " + previous_state] if previous_state != "active" else []
     revoked += [_text(key) + " deleted" for key in run.get("stale_key_ids", []) or [] if _text(key) not in kept]
     revoked += [_text(key) + " (orphan of an interrupted run) deleted" for key in run.get("orphans_revoked", []) or []]
-    left_active = ["%s until cleanup deletes it after %s" % (old_key_id, run.get("grace_period"))
-                   if previous_state == "active" and old_key_id else None]
-    left_active = [line for line in left_active if line]
+    left_active = (["%s until cleanup deletes it after %s" % (old_key_id, run.get("grace_period"))]
+                   if previous_state == "active" and old_key_id else [])
     left_active += [key + " (the provider refused to delete it: see the warning)" for key in kept]
     preverify = run.f.get("preverify")
     return {

@@ -19,6 +19,7 @@ import datetime
 import typing as t
 
 from ansible_collections.apikeys.rotation.plugins.module_utils import rotation
+from ansible_collections.apikeys.rotation.plugins.module_utils.rotation import key_age_since, parse_time
 
 # what resume_from answers, as the stage the next run starts at
 RESUME_AT = {"create": "create", "recover": "store", "deploy": "verify", "retire": "retire"}
@@ -30,18 +31,6 @@ def short_id(key_id: t.Any) -> str:
     """A key id as a table shows it: OpenRouter's 64-hex hashes cut to their first 16 characters."""
     text = str(key_id or "")
     return text if len(text) <= 24 else text[:16] + "..."
-
-
-def parse_time(text: t.Any) -> t.Optional[float]:
-    """Seconds since the epoch of an ISO 8601 UTC time (Vault's nanoseconds cut), None when it is none."""
-    text = str(text or "").strip()
-    if len(text) < 19:
-        return None
-    try:
-        moment = datetime.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def time_text(seconds: t.Optional[float]) -> str:
@@ -59,14 +48,6 @@ def console_key_wait(age_seconds: float, max_age_seconds: float, wait_seconds: f
     due = now - float(age_seconds) + float(max_age_seconds)
     until = due + float(wait_seconds)
     return {"waiting": now < until, "due_at": time_text(due), "fails_from": time_text(until)}
-
-
-def key_age_since(secret: t.Mapping[str, t.Any]) -> t.Optional[float]:
-    """When the key in use started its life: the last rotation, else when its version was written (as plan.yml)."""
-    record = secret.get("custom_metadata") or {}
-    version = str(secret.get("current_version") or "")
-    written = ((secret.get("versions") or {}).get(version) or {}).get("created_time")
-    return parse_time(record.get("rotated_at")) or parse_time(written) or parse_time(secret.get("created_time"))
 
 
 def _live(probe: t.Optional[t.Mapping[str, t.Any]]) -> t.Tuple[t.Optional[bool], str]:

@@ -298,6 +298,7 @@ def test_cleanup_result_says_why_nothing_is_deleted():
 
 DAYS = 86400
 AT = datetime.datetime(2026, 12, 1, 12, 0, 0)
+AT_EPOCH = AT.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def secret(record=None, version=3, written="2026-11-01T12:00:00.123456789Z", created="2026-01-01T00:00:00Z"):
@@ -321,7 +322,7 @@ DUE_TABLE = [
 
 @pytest.mark.parametrize("name,record,force,max_days,age_days,reason,resume", DUE_TABLE, ids=[r[0] for r in DUE_TABLE])
 def test_plan_start(name, record, force, max_days, age_days, reason, resume):
-    start = rotation.plan_start(secret(record), force, max_days * DAYS, "%dd" % max_days, now=AT)
+    start = rotation.plan_start(secret(record), force, max_days * DAYS, "%dd" % max_days, now=AT_EPOCH)
     assert (start["age_seconds"] // DAYS, start["due_reason"], start["resume_from"]) == (age_days, reason, resume), name
     assert start["current_version"] == 3 and start["current_fingerprint"] == OLD
     assert start["record"] == (record or {}) and start["stage_found"] == (record or {}).get("stage", "")
@@ -330,10 +331,10 @@ def test_plan_start(name, record, force, max_days, age_days, reason, resume):
 def test_the_age_falls_back_to_the_secret_and_refuses_no_time():
     bare = secret()
     bare["versions"] = {}
-    assert rotation.plan_start(bare, False, 400 * DAYS, "400d", now=AT)["age_seconds"] == 334 * DAYS + 12 * 3600
+    assert rotation.plan_start(bare, False, 400 * DAYS, "400d", now=AT_EPOCH)["age_seconds"] == 334 * DAYS + 12 * 3600
     bare["created_time"] = ""
     with pytest.raises(rotation.DecisionError, match="cannot tell the key's age"):
-        rotation.plan_start(bare, False, DAYS, "1d", now=AT)
+        rotation.plan_start(bare, False, DAYS, "1d", now=AT_EPOCH)
 
 
 def test_the_rotation_a_run_works_on():
