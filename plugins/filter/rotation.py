@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ansible.errors import AnsibleFilterError
@@ -31,16 +32,8 @@ def plan_keys(record: t.Mapping[str, t.Any], resume: str, stage_found: str, curr
     return keys
 
 
-def lease_decision(lease: t.Optional[t.Mapping[str, t.Any]], now: float, break_owner: str = "") -> t.Dict[str, t.Any]:
-    return rotation.lease_decision(lease, float(now), str(break_owner or "")).as_dict()
-
-
-def under_lease(secret_now: t.Mapping[str, t.Any], secret_planned: t.Mapping[str, t.Any]) -> str:
-    return rotation.under_lease(secret_planned or {}, secret_now or {})
-
-
-def dead_lease(lease: t.Optional[t.Mapping[str, t.Any]]) -> bool:
-    return rotation.dead_lease(lease)
+def lease_holder(_ignored: t.Any = None) -> t.Dict[str, str]:
+    return dataclasses.asdict(rotation.Holder.here())
 
 
 def rollback_plan(record: t.Mapping[str, t.Any], current_version: t.Any, current_fingerprint: str,
@@ -104,9 +97,7 @@ class FilterModule:
             "resume_from": resume_from,
             "plan_start": plan_start,
             "plan_keys": plan_keys,
-            "lease_decision": lease_decision,
-            "dead_lease": dead_lease,
-            "under_lease": under_lease,
+            "lease_holder": lease_holder,
             "rollback_plan": rollback_plan,
             "rollback_needs_below": rollback_needs_below,
             "rotation_result": rotation_result,

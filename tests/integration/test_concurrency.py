@@ -266,7 +266,7 @@ def test_rollback_and_cleanup_wait_for_a_rotation_in_progress(openbao, emulator,
     # A second rotation (a new Console key staged) dies holding the lease, before it changed anything else.
     console = services.emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "console-guarded-2"})
     world.kv.create_or_update_secret(path=world.path + "-next", secret={"api_key": console["value"]}, mount_point="secret")
-    lease = kill_holding_the_lease(ansible, services, world, "15m", task="Lease | read the secret again under the lease",
+    lease = kill_holding_the_lease(ansible, services, world, "15m", task="Rotate the key",
                                    rotate_force=True)
     lease = as_if_elsewhere(world, lease)  # an AWX job's container, say: nothing proves here that it is gone
     assert "stage" not in world.record()
@@ -281,7 +281,7 @@ def test_rollback_and_cleanup_wait_for_a_rotation_in_progress(openbao, emulator,
 
 def paused_run(ansible, services: Services, world: World, flag: str, **extra_vars: t.Any) -> Run:
     """A run held (by the kill_at callback) after its plan, just before it takes the lease, until ``flag`` exists."""
-    env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED="record_results,kill_at", APIKEYS_PAUSE_AT="name:Take the key's lease",
+    env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED="record_results,kill_at", APIKEYS_PAUSE_AT="name:Lease | take the lease",
                APIKEYS_PAUSE_UNTIL=flag)
     run = Run(ansible, ROTATE, inventory([world]), env, extra_vars=extra_vars or None)
     wait_for(lambda: any(r.get("paused") for r in run.kill_records()) or run.proc.poll() is not None, 180, "the run to pause")
