@@ -67,9 +67,9 @@ PIPELINING_KNOB = os.environ.get("BENCH_PIPELINING", "").strip().lower()
 PIPELINING = PIPELINING_KNOB in ("1", "true", "yes")
 NO_PIPELINING = PIPELINING_KNOB in ("0", "false", "no")
 COLL = "ansible_collections.apikeys.rotation.plugins.modules."
-MODULES = ("vault_secret_info", "vault_secret_write", "provider_key_info", "api_key_probe",
+MODULES = ("vault_secret_info", "vault_secret_write", "vault_lease", "provider_key_info", "api_key_probe",
            "provider_key_create", "provider_key_revoke")
-VAULT_MODULES = ("vault_secret_info", "vault_secret_write")
+VAULT_MODULES = ("vault_secret_info", "vault_secret_write", "vault_lease")
 # Libraries worth naming in the import table (a Vault module must not load httpx, a provider module not hvac).
 HEAVY = ("hvac", "requests", "urllib3", "httpx", "httpcore", "h11", "anyio", "rich", "click", "pygments",
          "ansible.module_utils.urls", "ssl", "certifi", "idna", "charset_normalizer")
@@ -454,6 +454,11 @@ def module_tasks(index: int, seeds: dict) -> t.Dict[str, dict]:
         "vault_secret_write": {"apikeys.rotation.vault_secret_write": {
             "path": seeds["write_path"], "data": {"api_key": "bench-value-%d" % index},
             "custom_metadata": {"round": str(index)}}, "no_log": True},
+        # a new lease each round, guarding a secret that does not exist (so the plan it compares with is empty)
+        "vault_lease": {"apikeys.rotation.vault_lease": {
+            "state": "taken", "path": "%s-%d.lock" % (seeds["write_path"], index), "owner": "bench-%d" % index,
+            "host": "bench", "holder": "{{ none | apikeys.rotation.lease_holder }}", "ttl_seconds": 60,
+            "secret_path": seeds["write_path"] + "-absent", "planned": {}}},
         "provider_key_info": {"apikeys.rotation.provider_key_info": {"provider": PROVIDER, "name": "bench-info"}},
         "api_key_probe": {"apikeys.rotation.api_key_probe": {"provider": PROVIDER, "api_key": "{{ bench_probe_key }}"},
                           "no_log": True},
