@@ -85,9 +85,12 @@ test: venv collection
 	fi
 
 # Unit tests (pure logic, no network) and integration tests (real OpenBao,
-# provider emulator, real ansible-playbook), in parallel over $(JOBS) workers.
+# provider emulator, real ansible-playbook), in parallel over $(JOBS) workers. A worker that
+# runs out of tests takes pending ones from the other (--dist worksteal), so the last long
+# tests do not queue behind each other on one worker while the other idles.
+XDIST       ?= -n $(JOBS) --dist worksteal
 test-integration: venv collection kubernetes-core
-	PYTHONPATH=$(COLL_ROOT) $(BIN)/python -m pytest -n $(JOBS) tests/integration tests/unit $(PYTEST_ARGS)
+	PYTHONPATH=$(COLL_ROOT) $(BIN)/python -m pytest $(XDIST) tests/integration tests/unit $(PYTEST_ARGS)
 
 # ansible-test refuses a symlinked tree, so it gets a copy at the path it wants.
 $(AT_ROOT)/galaxy.yml: FORCE
@@ -213,7 +216,7 @@ core$(1)-lint: $$(STAMP$(1)) collection kubernetes-core
 	    $$(BIN$(1))/ansible-lint --profile production --offline
 
 core$(1)-integration: $$(STAMP$(1)) collection kubernetes-core
-	PYTHONPATH=$$(COLL_ROOT) $$(BIN$(1))/python -m pytest -n $$(JOBS) $$(CORE$(1)_TESTS) $$(PYTEST_ARGS)
+	PYTHONPATH=$$(COLL_ROOT) $$(BIN$(1))/python -m pytest $$(XDIST) $$(CORE$(1)_TESTS) $$(PYTEST_ARGS)
 endef
 
 $(eval $(call core_line,220))
