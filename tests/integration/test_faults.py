@@ -35,6 +35,7 @@ import typing as t
 import hvac
 import pytest
 
+from callback_plugins.kill_at import descendants
 from harness import BIN_DIR, OpenBaoRaft, http_json, wait_for
 from test_rotation import HOST, ROTATE, Setup, fp
 
@@ -130,6 +131,21 @@ def timeout_play() -> t.List[dict]:
              "roles": [{"role": "apikeys.rotation.rotate"}]}]
 
 
+def resume(pid: int) -> None:
+    """SIGCONT to the run's process group and to every process under it.
+
+    A worker Ansible forks calls setsid() as it starts. One that the group's SIGSTOP reached in
+    that moment stops in its new session, where a SIGCONT to the old group never reaches it: the
+    run would then wait for it forever.
+    """
+    os.killpg(pid, signal.SIGCONT)
+    for child in descendants(pid):
+        try:
+            os.kill(child, signal.SIGCONT)
+        except OSError:
+            pass  # gone meanwhile
+
+
 def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, triggers: t.Sequence[Trigger] = (),
            plays: t.Optional[t.List[dict]] = None, env: t.Optional[dict] = None, timeout: float = 240,
            verbosity: int = 0) -> Outcome:
@@ -174,7 +190,7 @@ def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, triggers: t.Sequen
                     try:
                         trigger[1]()
                     finally:
-                        os.killpg(proc.pid, signal.SIGCONT)
+                        resume(proc.pid)
         proc.wait(timeout=30)
     finally:
         watchdog.cancel()
