@@ -23,6 +23,8 @@ from ansible_collections.apikeys.rotation.plugins.module_utils.vault import (
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HOLDER_FIELDS = ("controller", "boot_id", "pid", "pid_start")
+# What a renewal carries on from the take, so that its result is the whole state of the run's lease.
+CARRIED = ("outcome", "owner", "taken_over_from", "decision", "seen", "secret")
 
 
 class LeaseError(RotationError):
@@ -183,7 +185,7 @@ def renew(lease_kv: KV2Secret, held: t.Mapping[str, t.Any], host: str, ttl_secon
             raise LeaseError((stopped + message + (" " + note if note else "")).strip(), error,
                              cas_conflict=bool(exc.details.get("cas_conflict")),
                              current_version=exc.details.get("current_version"))
-    result = dict(held)
+    result = {key: held[key] for key in CARRIED if key in held}
     result.update({"changed": False, "version": new_version, "lease": data, "written_epoch": written})
     return result
 

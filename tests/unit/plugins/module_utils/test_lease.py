@@ -187,6 +187,10 @@ def test_renewal_counts_from_now_and_carries_the_take_on(on_the_controller):
     assert data["expires_epoch"] == str(int(NOW + 1300)) and data["acquired_at"] == taken["lease"]["acquired_at"]
     assert data["pid"] == "100" and renewed["written_epoch"] == NOW + 400
     assert renewed["outcome"] == "taken" and renewed["secret"] == taken["secret"]
+    registered = dict(renewed, invocation={"module_args": {}}, failed=False)  # as a play registers it
+    again = lease.renew(lease_kv, registered, "app", 900, "15m", "retire", now=lambda: NOW + 500)
+    assert set(again) == set(renewed) and again["version"] == 3, "only the lease's own state is carried on"
+
 
 
 def test_a_lost_lease_stops_the_renewal(on_the_controller):
