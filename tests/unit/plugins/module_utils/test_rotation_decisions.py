@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -127,7 +128,10 @@ def test_the_real_process_checks():
     assert here.pid.isdigit() and here.pid_start and here.controller
     # a forked child (as Ansible's workers are) names its parent as the controller process
     read, write = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12 warns about fork() in a threaded process (pytest-xdist's): the child only writes and exits
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.write(write, str(rotation.controller_process()).encode())
         os._exit(0)  # pylint: disable=protected-access
