@@ -192,7 +192,6 @@ def test_renewal_counts_from_now_and_carries_the_take_on(on_the_controller):
     assert set(again) == set(renewed) and again["version"] == 3, "only the lease's own state is carried on"
 
 
-
 def test_a_lost_lease_stops_the_renewal(on_the_controller):
     lease_kv, secret_kv = world()
     taken = take(lease_kv, secret_kv)
