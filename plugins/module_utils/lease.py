@@ -12,17 +12,16 @@ this run read or holds, so of two runs exactly one gets it. Who may take it is
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 import typing as t
 
 from ansible_collections.apikeys.rotation.plugins.module_utils import rotation
 from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError
-from ansible_collections.apikeys.rotation.plugins.module_utils.vault import (
-    KV2Secret, VaultError, describe_secret, write_secret)
+from ansible_collections.apikeys.rotation.plugins.module_utils.vault import KV2Secret, VaultError, describe_secret
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-HOLDER_FIELDS = ("controller", "boot_id", "pid", "pid_start")
 # What a renewal carries on from the take, so that its result is the whole state of the run's lease.
 CARRIED = ("outcome", "owner", "taken_over_from", "decision", "seen", "secret")
 
@@ -42,10 +41,6 @@ def utc_text(epoch: float) -> str:
 def machine_is(holder: rotation.Holder) -> bool:
     """Whether this code runs on the machine (and boot) ``holder`` names: only there can a process be looked up."""
     return bool(holder.boot_id) and (socket.gethostname(), rotation.boot_id()) == (holder.controller, holder.boot_id)
-
-
-def holder_of(values: t.Optional[t.Mapping[str, t.Any]]) -> rotation.Holder:
-    return rotation.Holder.from_lease(values or {})
 
 
 def alive_check(here: rotation.Holder) -> t.Callable[[int, str], bool]:
@@ -71,14 +66,23 @@ def held_data(owner: str, host: str, job: str, acquired_at: str, written: float,
         "taken_over_from": taken_over_from,
         "taken_over_because": taken_over_because,
     }
-    data.update({name: getattr(holder, name) for name in HOLDER_FIELDS})
+    data.update(dataclasses.asdict(holder))
     if step:
         data["step"] = step
     return data
 
 
+def _read(kv: KV2Secret) -> t.Tuple[t.Dict[str, str], int]:
+    """The lease's data and latest version in one request (no data and version 0 when there is none)."""
+    latest = kv.read_version()
+    if latest is None:
+        return {}, 0
+    return {str(k): str(v) for k, v in (latest.data or {}).items()}, latest.version
+
+
 def _cas_write(kv: KV2Secret, data: t.Mapping[str, str], cas: int) -> int:
-    return int(write_secret(kv, data=dict(data), cas=cas)["version"])
+    # Vault's check-and-set decides: a lease always differs from what it replaces, so no read first
+    return kv.write(data, cas)
 
 
 def _held_by_another(where: str, host: str, seen: t.Mapping[str, str]) -> LeaseError:
@@ -108,9 +112,7 @@ def take(lease_kv: KV2Secret, secret_kv: KV2Secret, planned: t.Mapping[str, t.An
     In check mode nothing is written and ``version`` is None.
     """
     where = lease_kv.name
-    read = describe_secret(lease_kv, return_data=True)
-    seen_data = {str(k): str(v) for k, v in (read.get("data") or {}).items()}
-    seen_version = int(read.get("current_version") or 0)
+    seen_data, seen_version = _read(lease_kv)
     started = now()
     decision = rotation.lease_decision(seen_data, started, break_owner, here=holder, alive=alive_check(holder))
     if not decision.take:
@@ -164,7 +166,7 @@ def renew(lease_kv: KV2Secret, held: t.Mapping[str, t.Any], host: str, ttl_secon
     previous = held.get("lease") or {}
     written = now()
     data = held_data(str(previous.get("owner", "")), str(previous.get("host", host)), str(previous.get("job", "")),
-                     str(previous.get("acquired_at", "")), written, ttl_seconds, holder_of(previous),
+                     str(previous.get("acquired_at", "")), written, ttl_seconds, rotation.Holder.from_lease(previous),
                      str(previous.get("taken_over_from", "")), str(previous.get("taken_over_because", "")), step)
     new_version = version
     if not check_mode:
@@ -213,11 +215,10 @@ def release_dead(lease_kv: KV2Secret, host: str, holder: rotation.Holder, check_
                  now: t.Callable[[], float] = time.time) -> t.Dict[str, t.Any]:
     """Release the lease only when its holder is provably dead (a run on this controller, since its boot, whose
     process is gone). A lease held by a live run, or a run elsewhere, is left alone."""
-    read = describe_secret(lease_kv, return_data=True)
-    seen = {str(k): str(v) for k, v in (read.get("data") or {}).items()}
+    seen, seen_version = _read(lease_kv)
     if not rotation.dead_lease(seen, here=holder, alive=alive_check(holder)):
         return {"changed": False, "released": False, "version": None, "lease": seen}
     data = released_data(seen.get("owner", ""), host, now(), "its holder's process is gone")
-    version = None if check_mode else _cas_write(lease_kv, data, int(read.get("current_version") or 0))
+    version = None if check_mode else _cas_write(lease_kv, data, seen_version)
     return {"changed": not check_mode, "released": not check_mode, "version": version, "lease": data,
             "released_from": seen.get("owner", "")}

@@ -224,7 +224,7 @@ vault_error:
   sample: permission_denied
 """
 
-from ansible_collections.apikeys.rotation.plugins.module_utils import lease
+from ansible_collections.apikeys.rotation.plugins.module_utils import lease, rotation
 from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError
 from ansible_collections.apikeys.rotation.plugins.module_utils.vault import (
     KV2Secret, VaultModule, normalize_mount, normalize_path)
@@ -233,7 +233,7 @@ from ansible_collections.apikeys.rotation.plugins.module_utils.vault import (
 def run(module: VaultModule) -> dict:
     params = module.params
     kv = module.kv_secret()
-    holder = lease.holder_of(params["holder"])
+    holder = rotation.Holder.from_lease(params["holder"])
     if params["state"] == "taken":
         secret = KV2Secret(kv.connection, normalize_mount(params["secret_mount"]), normalize_path(params["secret_path"]))
         return lease.take(kv, secret, params["planned"], params["owner"], params["host"], params["job"], holder,
