@@ -23,6 +23,7 @@ touched here are restored anyway.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -46,6 +47,29 @@ SWITCH_VAR = "apikeys_in_process"
 SWITCH_ENV = "APIKEYS_IN_PROCESS"
 LOCAL_TRANSPORTS = ("local", "ansible.builtin.local")
 AUTO_INTERPRETERS = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+
+
+# What the rotate role's tasks template with: the collection's filters and ansible-core's own
+# tests (``is file``, ``is skipped``). A worker imports a Jinja plugin the first time a task
+# templates with it, and the import dies with the worker, so every task paid it again. Imported
+# here, in the controller's main process (where the strategy loads the action plugins before
+# it forks the first worker), the plugin loader finds them in sys.modules in every worker.
+WORKER_PRELOADS = (
+    "ansible.plugins.test.core",
+    "ansible.plugins.test.files",
+    "ansible_collections.apikeys.rotation.plugins.filter.rotation",
+    "ansible_collections.apikeys.rotation.plugins.filter.report",
+)
+
+
+def preload_for_workers() -> None:
+    """Import :data:`WORKER_PRELOADS` once; a module that fails to import is left to fail where it is used."""
+    for name in WORKER_PRELOADS:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # pylint: disable=broad-except
+                pass
 
 
 def _same_python(interpreter: str) -> bool:
@@ -179,3 +203,6 @@ class InProcessModuleAction(ActionBase):
         parsed.pop("_ansible_suppress_tmpdir_delete", None)
         remove_internal_keys(parsed)
         return parsed
+
+
+preload_for_workers()
