@@ -32,6 +32,15 @@ def plan_keys(record: t.Mapping[str, t.Any], resume: str, stage_found: str, curr
     return keys
 
 
+def plan(secret: t.Mapping[str, t.Any], force: t.Any, max_age_seconds: t.Any, max_age: str, current_key_id: str = "",
+         where: str = "") -> t.Dict[str, t.Any]:
+    try:
+        return rotation.plan(secret or {}, bool(force), int(max_age_seconds or 0), str(max_age or ""),
+                             str(current_key_id or ""), str(where or ""))
+    except rotation.DecisionError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 def lease_holder(_ignored: t.Any = None) -> t.Dict[str, str]:
     return dataclasses.asdict(rotation.Holder.here())
 
@@ -97,6 +106,7 @@ class FilterModule:
             "resume_from": resume_from,
             "plan_start": plan_start,
             "plan_keys": plan_keys,
+            "plan": plan,
             "lease_holder": lease_holder,
             "rollback_plan": rollback_plan,
             "rollback_needs_below": rollback_needs_below,

@@ -183,6 +183,40 @@ def rotation_identity(stage_found: str, record: t.Mapping[str, t.Any],
     return {"rotation_id": rotation_id, "rotation_started_at": started_at}
 
 
+PLAN_KEY_FIELDS = ("rotation_id", "rotation_started_at", "old_key_id", "old_fingerprint", "base_version",
+                   "new_key_id", "new_fingerprint", "new_version")
+
+
+def plan(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_age: str, current_key_id: str = "",
+         where: str = "", now: t.Optional[float] = None) -> t.Dict[str, t.Any]:
+    """The plan stage's one decision, from the secret as read: :func:`plan_start`, then, where the run works on
+    a rotation, :func:`plan_keys` and :func:`rotation_identity` (their fields are None where it does not).
+
+    ``problem`` is why the run must stop before it writes anything ('' when it may go on): no key at
+    ``where`` (the secret's mount/path), or a stage this version does not know.
+    """
+    exists = bool(secret.get("exists"))
+    if not exists or not (secret.get("fingerprints") or {}).get("api_key"):
+        why = "the secret has no api_key field" if exists else "the secret does not exist"
+        planned: t.Dict[str, t.Any] = {
+            "record": {}, "stage_found": "", "current_version": 0, "current_fingerprint": "", "age_seconds": 0,
+            "due_reason": "", "resume_from": "none",
+            "problem": "no key at %s (%s): write the key in use there as the field api_key, then rotate it." % (where, why)}
+        planned.update(dict.fromkeys(PLAN_KEY_FIELDS))
+        return planned
+    planned = plan_start(secret, force, max_age_seconds, max_age, now)
+    resume, stage = planned["resume_from"], planned["stage_found"]
+    planned["problem"] = ("the rotation record at %s has stage=%s, which this role does not know. Nothing was changed."
+                          % (where, stage)) if resume == "unknown" else ""
+    if resume == "create" or (stage and resume != "unknown"):
+        planned.update(plan_keys(resume, stage, planned["record"], planned["current_fingerprint"],
+                                 planned["current_version"], current_key_id))
+        planned.update(rotation_identity(stage, planned["record"]))
+    else:
+        planned.update(dict.fromkeys(PLAN_KEY_FIELDS))
+    return planned
+
+
 # -- the lease ----------------------------------------------------------------------------
 
 LEASE_OUTCOMES = ("free", "expired", "broken", "dead_holder", "held")

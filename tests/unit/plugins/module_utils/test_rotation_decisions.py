@@ -352,6 +352,44 @@ def test_the_rotation_a_run_works_on():
     assert rotation.rotation_identity("stored", {"rotation_id": "r-1"})["rotation_started_at"] == ""
 
 
+# (name, secret, force) -> resume_from, whether it works on a rotation, the problem it names ('' for none)
+PLAN_TABLE = [
+    ("not due: no rotation, no problem", secret(), False, "none", False, ""),
+    ("a new rotation", secret(), True, "create", True, ""),
+    ("an unfinished one resumed", secret({"stage": "verified", "fingerprint": OLD, "rotation_id": "r-1",
+                                          "previous_key_id": "k-0", "previous_fingerprint": NEW, "previous_version": "2"}),
+     False, "retire", True, ""),
+    ("an unknown stage", secret({"stage": "retiring", "fingerprint": OLD}), True, "unknown", False,
+     "the rotation record at secret/apps/x has stage=retiring, which this role does not know. Nothing was changed."),
+    ("no secret", {"exists": False}, True, "none", False,
+     "no key at secret/apps/x (the secret does not exist): write the key in use there as the field api_key, then rotate it."),
+    ("no api_key field", dict(secret(), fingerprints={}), True, "none", False,
+     "no key at secret/apps/x (the secret has no api_key field): write the key in use there as the field api_key, "
+     "then rotate it."),
+]
+
+
+@pytest.mark.parametrize("name,read,force,resume,works,problem", PLAN_TABLE, ids=[r[0] for r in PLAN_TABLE])
+def test_plan(name, read, force, resume, works, problem):
+    planned = rotation.plan(read, force, 90 * DAYS, "90d", "k-named", "secret/apps/x", now=AT_EPOCH)
+    assert (planned["resume_from"], planned["problem"]) == (resume, problem), name
+    keys = {k: planned[k] for k in rotation.PLAN_KEY_FIELDS}
+    if not works:
+        assert keys == dict.fromkeys(rotation.PLAN_KEY_FIELDS), "no rotation, no keys: %s" % keys
+        return
+    start = rotation.plan_start(read, force, 90 * DAYS, "90d", now=AT_EPOCH)
+    assert {k: planned[k] for k in start} == start
+    expected = rotation.plan_keys(resume, start["stage_found"], start["record"], OLD, 3, "k-named")
+    assert {k: planned[k] for k in expected} == expected
+    assert planned["rotation_id"] == ("r-1" if start["stage_found"] else planned["rotation_id"])
+    assert re.fullmatch(r"r-1|\d{14}-[0-9a-f]{4}", planned["rotation_id"]), planned["rotation_id"]
+
+
+def test_plan_table_covers_every_way_the_plan_ends():
+    assert {(row[3], row[4], bool(row[5])) for row in PLAN_TABLE} >= {
+        ("none", False, False), ("create", True, False), ("unknown", False, True), ("none", False, True)}
+
+
 # -- the secret read again under the lease ----------------------------------------------
 
 def kv(version, fingerprint=OLD, **record):
