@@ -266,7 +266,7 @@ def test_rollback_and_cleanup_wait_for_a_rotation_in_progress(openbao, emulator,
     # A second rotation (a new Console key staged) dies holding the lease, before it changed anything else.
     console = services.emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "console-guarded-2"})
     world.kv.create_or_update_secret(path=world.path + "-next", secret={"api_key": console["value"]}, mount_point="secret")
-    lease = kill_holding_the_lease(ansible, services, world, "15m", task="Rotate the key",
+    lease = kill_holding_the_lease(ansible, services, world, "15m", task="Create | record the rotation before asking the provider",
                                    rotate_force=True)
     lease = as_if_elsewhere(world, lease)  # an AWX job's container, say: nothing proves here that it is gone
     assert "stage" not in world.record()
