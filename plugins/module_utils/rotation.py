@@ -184,13 +184,25 @@ def rotation_identity(stage_found: str, record: t.Mapping[str, t.Any],
 
 
 PLAN_KEY_FIELDS = ("rotation_id", "rotation_started_at", "old_key_id", "old_fingerprint", "base_version",
-                   "new_key_id", "new_fingerprint", "new_version")
+                   "new_key_id", "new_fingerprint", "new_version", "stale_key_ids")
+
+
+def stale_key_ids(record: t.Mapping[str, t.Any], stage_found: str, old_key_id: str, new_key_id: str) -> t.List[str]:
+    """Keys two or more rotations back that are not deleted yet, which this rotation deletes once the new key is
+    proven: the record's ``stale_key_ids`` and, for a rotation that has not stored its key yet, the previous
+    rotation's old key unless it was deleted. Never the old or the new key of this rotation."""
+    found = str(record.get("stale_key_ids") or "").split(",")
+    if stage_found in ("", "creating") and str(record.get("previous_state") or "") != "deleted":
+        found.append(str(record.get("previous_key_id") or ""))
+    keep = (key.strip() for key in found)
+    return [key for key in dict.fromkeys(keep) if key and key not in (old_key_id, new_key_id)]
 
 
 def plan(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_age: str, current_key_id: str = "",
          where: str = "", now: t.Optional[float] = None) -> t.Dict[str, t.Any]:
     """The plan stage's one decision, from the secret as read: :func:`plan_start`, then, where the run works on
-    a rotation, :func:`plan_keys` and :func:`rotation_identity` (their fields are None where it does not).
+    a rotation, :func:`plan_keys`, :func:`rotation_identity` and :func:`stale_key_ids` (their fields are None
+    where it does not).
 
     ``problem`` is why the run must stop before it writes anything ('' when it may go on): no key at
     ``where`` (the secret's mount/path), or a stage this version does not know.
@@ -212,6 +224,7 @@ def plan(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_a
         planned.update(plan_keys(resume, stage, planned["record"], planned["current_fingerprint"],
                                  planned["current_version"], current_key_id))
         planned.update(rotation_identity(stage, planned["record"]))
+        planned["stale_key_ids"] = stale_key_ids(planned["record"], stage, planned["old_key_id"], planned["new_key_id"])
     else:
         planned.update(dict.fromkeys(PLAN_KEY_FIELDS))
     return planned

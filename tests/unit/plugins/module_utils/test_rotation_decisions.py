@@ -385,6 +385,25 @@ def test_plan(name, read, force, resume, works, problem):
     assert re.fullmatch(r"r-1|\d{14}-[0-9a-f]{4}", planned["rotation_id"]), planned["rotation_id"]
 
 
+# (name, record, stage found, old key, new key) -> the keys left over that the rotation deletes
+STALE_TABLE = [
+    ("none", {}, "", "k-1", "", []),
+    ("the previous rotation's old key", {"previous_key_id": "k-0", "previous_state": "disabled"}, "", "k-1", "", ["k-0"]),
+    ("not once it was deleted", {"previous_key_id": "k-0", "previous_state": "deleted"}, "", "k-1", "", []),
+    ("a create resumed counts it too", {"previous_key_id": "k-0"}, "creating", "k-1", "k-2", ["k-0"]),
+    ("after store, previous_key_id is this rotation's old key", {"previous_key_id": "k-1", "stale_key_ids": "k-0"},
+     "verified", "k-1", "k-2", ["k-0"]),
+    ("listed ones, trimmed, once each, in order", {"stale_key_ids": " k-7 ,k-5,,k-7", "previous_key_id": "k-5"}, "",
+     "k-1", "", ["k-7", "k-5"]),
+    ("never the old or the new key", {"stale_key_ids": "k-1,k-2,k-3"}, "creating", "k-1", "k-2", ["k-3"]),
+]
+
+
+@pytest.mark.parametrize("name,record,stage,old,new,expected", STALE_TABLE, ids=[r[0] for r in STALE_TABLE])
+def test_stale_key_ids(name, record, stage, old, new, expected):
+    assert rotation.stale_key_ids(record, stage, old, new) == expected, name
+
+
 def test_plan_table_covers_every_way_the_plan_ends():
     assert {(row[3], row[4], bool(row[5])) for row in PLAN_TABLE} >= {
         ("none", False, False), ("create", True, False), ("unknown", False, True), ("none", False, True)}
