@@ -33,7 +33,7 @@ def test_a_rotation_in_concise_output(openbao, emulator, ansible, kv_path):
     changed_tasks = {e["task"].split(" : ")[-1] for e in result.events if e["event"] == "ok" and e["result"].get("changed")}
     failed_tasks = {e["task"].split(" : ")[-1] for e in result.events if e["event"] == "failed"}
     assert set(shown) <= changed_tasks | failed_tasks | {"Report | every key"}, set(shown) - changed_tasks - failed_tasks
-    assert "Report | every key" in shown and "Plan | require an existing key and a known stage" in shown
+    assert "Report | every key" in shown and "Plan | require an existing key, a known stage and a rotation that can finish" in shown
     assert "skipping:" not in result.stdout and "included:" not in result.stdout
     assert not re.search(r"^ok: \[concise-[a-z]+\]$", result.stdout, re.M), "an unchanged result is shown"
     assert "Report | summary" not in result.stdout

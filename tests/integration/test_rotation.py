@@ -444,8 +444,15 @@ def test_preflight_stops_before_anything_is_written(case, mode, setup_factory, a
                                   extra_vars={"rotate_force": True}, check=check)
     assert result.rc != 0, result
     failed = [e for e in result.results(host=HOST) if e["event"] == "failed"]
-    # the preflight's own call, or the plan's listing that adopts a key without a record (the same check)
-    first = r": Preflight \|" if mode == "known-key" else r": (Preflight \||Plan \| list the provider's keys)"
+    # a setting the rotation could not finish with: the plan's own check, before any provider call;
+    # the admin key and base_url: the preflight's own call, or the plan's listing that adopts a key
+    # without a record (the same check)
+    if "hostvars" in change:
+        first = r": Plan \| require an existing key, a known stage and a rotation that can finish$"
+    elif mode == "known-key":
+        first = r": Preflight \|"
+    else:
+        first = r": (Preflight \||Plan \| list the provider's keys)"
     assert len(failed) == 1 and re.search(first, failed[0]["task"]), result
     message = failed[0]["result"]["msg"]
     for text in expected:
