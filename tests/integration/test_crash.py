@@ -76,6 +76,9 @@ class Plan(t.NamedTuple):
     module_tasks: t.List[str]  # tasks that run a module of the collection (Vault or provider calls)
     writer_tasks: t.List[str]  # tasks that run a module that writes to Vault or a provider
     seconds: float  # duration of a full run
+    # the task names of a full run of each provider's key alone, in order: a step the role includes
+    # only for some keys (Anthropic's Console key) is a task of a run only where such a key is in it
+    provider_tasks: t.Dict[str, t.List[str]]
 
 
 def make_plan(openbao, emulator_server, collections_path, workdir: str) -> Plan:
@@ -109,7 +112,23 @@ def make_plan(openbao, emulator_server, collections_path, workdir: str) -> Plan:
     module_tasks = sorted({e["task"] for e in events if str(e.get("action", "")).startswith("apikeys.rotation.")})
     writer_tasks = sorted({e["task"] for e in events if e.get("action") in WRITERS})
     assert len(tasks) > 40 and writer_tasks, tasks
-    return Plan(tasks, runners, module_tasks, writer_tasks, run.seconds)
+    provider_tasks = {}
+    for provider in PROVIDERS:
+        alone = World(services, provider, "plan-alone-" + provider, "crash/plan-%s" % uuid.uuid4().hex[:8], **HOSTVARS)
+        single = Run(ansible, ROTATE, inventory([alone]), dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, **RUN_ENV))
+        assert single.wait() == 0, single.output[-6000:]
+        provider_tasks[provider] = [r["task"] for r in single.kill_records() if r.get("kind") == "task"]
+    return Plan(tasks, runners, module_tasks, writer_tasks, run.seconds, provider_tasks)
+
+
+def alone_at(plan: Plan, n: int, provider: str) -> t.Optional[int]:
+    """The boundary of a run of ``provider``'s key alone that is boundary ``n`` of the full run (the same
+    occurrence of the same task), None where that task is not one of such a run."""
+    name = plan.tasks[n - 1]
+    occurrence = plan.tasks[:n].count(name)
+    own = plan.provider_tasks[provider]
+    found = [index for index, task in enumerate(own, 1) if task == name]
+    return found[occurrence - 1] if len(found) >= occurrence else None
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +159,13 @@ def boundary_points(plan: Plan, chunk: int) -> t.List[Point]:
         if FULL or n == 1 or plan.tasks[n - 2] in plan.writer_tasks:
             chosen.append(Point("t%02d" % n, "boundary", "task:%d" % n, "tree"))
         elif n % OTHERS_EVERY == SEED % OTHERS_EVERY:
-            chosen.append(Point("t%02d" % n, "boundary", "task:%d" % n, "tree", (PROVIDERS[(n + SEED) % len(PROVIDERS)],)))
+            # one provider's key alone, in turn (a provider whose run has no such task: the next one)
+            for turn in range(len(PROVIDERS)):
+                provider = PROVIDERS[(n + SEED + turn) % len(PROVIDERS)]
+                own = alone_at(plan, n, provider)
+                if own is not None:
+                    chosen.append(Point("t%02d" % n, "boundary", "task:%d" % own, "tree", (provider,)))
+                    break
     # Chunks of about the same cost (keys killed, later boundaries cost more), in boundary order within a chunk.
     chunks: t.List[t.List[Point]] = [[] for _chunk in range(BOUNDARY_CHUNKS)]
     for point in sorted(chosen, key=lambda p: (-len(p.providers), -int(p.spec.split(":")[1]))):
