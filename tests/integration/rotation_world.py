@@ -283,6 +283,12 @@ class Run:
     def kill_records(self) -> t.List[dict]:
         return read_jsonl(self.kill_log)
 
+    def play_seconds(self) -> float:
+        """From the playbook's start to its end as kill_at logged them: the span a ``time:SECONDS`` timer
+        counts in (the process's start-up and exit are outside it); the whole run's time if not logged."""
+        at = {r.get("kind"): r["at"] for r in self.kill_records() if r.get("kind") in ("start", "end") and "at" in r}
+        return at["end"] - at["start"] if len(at) == 2 else self.seconds
+
 
 def read_jsonl(path: str) -> t.List[dict]:
     if not os.path.exists(path):

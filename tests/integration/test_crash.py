@@ -75,7 +75,7 @@ class Plan(t.NamedTuple):
     runners: t.List[dict]  # runner starts of a full run: {"n", "task", "host", "task_n"}
     module_tasks: t.List[str]  # tasks that run a module of the collection (Vault or provider calls)
     writer_tasks: t.List[str]  # tasks that run a module that writes to Vault or a provider
-    seconds: float  # duration of a full run
+    seconds: float  # duration of a full run, from the playbook's start to its end (what a time:SECONDS timer counts)
     # the task names of a full run of each provider's key alone, in order: a step the role includes
     # only for some keys (Anthropic's Console key) is a task of a run only where such a key is in it
     provider_tasks: t.Dict[str, t.List[str]]
@@ -118,7 +118,7 @@ def make_plan(openbao, emulator_server, collections_path, workdir: str) -> Plan:
         single = Run(ansible, ROTATE, inventory([alone]), dict(services.env, ANSIBLE_CALLBACKS_ENABLED=KILL_CALLBACKS, **RUN_ENV))
         assert single.wait() == 0, single.output[-6000:]
         provider_tasks[provider] = [r["task"] for r in single.kill_records() if r.get("kind") == "task"]
-    return Plan(tasks, runners, module_tasks, writer_tasks, run.seconds, provider_tasks)
+    return Plan(tasks, runners, module_tasks, writer_tasks, run.play_seconds(), provider_tasks)
 
 
 def alone_at(plan: Plan, n: int, provider: str) -> t.Optional[int]:
@@ -226,8 +226,9 @@ def crash_and_resume(points: t.Sequence[Point], openbao, emulator, ansible, kv_p
             if kills or not point.spec.startswith(("fraction:", "runner:")) or attempt == 2:
                 break
             if point.spec.startswith("fraction:"):
-                # The run ended before the timer (this machine runs faster now): the same fraction of this run's duration.
-                seconds = run.seconds
+                # The run ended before the timer (this run was faster than the plan's): the same fraction of nine
+                # tenths of this run's duration, so a second run a little faster again is still killed.
+                seconds = 0.9 * min(seconds, run.play_seconds())
             else:
                 # The run ended before the delay after its last runners: the same runner, a quarter of the delay.
                 _kind, number, delay = point.spec.split(":")

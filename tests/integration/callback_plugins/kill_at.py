@@ -10,7 +10,8 @@ name: kill_at
 type: aggregate
 short_description: Kill ansible-playbook with SIGKILL at a chosen task or moment, for crash tests
 description:
-  - Appends one JSON line per task start and per runner start to the file named by E(APIKEYS_KILL_LOG).
+  - Appends one JSON line per task start and per runner start to the file named by E(APIKEYS_KILL_LOG), and one
+    as the playbook starts (V(start), when a V(time:SECONDS) timer is armed) and ends (V(end)).
   - E(APIKEYS_KILL_AT) says when to kill. V(task:N) as the Nth task starts, before any host runs it (a task
     boundary); V(runner:N:SECONDS) that many seconds after the Nth runner started (inside a task);
     V(time:SECONDS) that many seconds after the playbook started. Counting starts at 1 and covers every task,
@@ -143,6 +144,7 @@ class CallbackModule(CallbackBase):
             self._kill("%s %d" % (kind, number))
 
     def v2_playbook_on_start(self, playbook):
+        self._log({"kind": "start"})
         if self._kind == "time":
             self._arm(self._delay, "time %.3fs" % self._delay)
 
