@@ -360,6 +360,7 @@ class Key:
         self.status = "active"
         self.valid_from = created
         self.never_valid = False
+        self.refusals_left = 0             # the next so many authentications get a 401 (new_key_refusals)
         self.grace_until: t.Optional[float] = None
         self.last_used: t.Optional[float] = None
         # anthropic (workspace_id None: the Default Workspace, which has no id)
@@ -623,7 +624,7 @@ def path_methods(provider: str, path: str) -> t.List[str]:
 
 
 def default_propagation() -> dict:
-    return {"new_key_delay": 0.0, "revoke_delay": 0.0, "never_valid": False}
+    return {"new_key_delay": 0.0, "new_key_refusals": 0, "revoke_delay": 0.0, "never_valid": False}
 
 
 def cursor_page(ordered: list, ident: t.Callable[[t.Any], str], keep: t.Callable[[t.Any], bool], limit: int,
@@ -702,6 +703,7 @@ class Emulator:
             settings = self.propagation[provider]
             key.valid_from = now + settings["new_key_delay"]
             key.never_valid = bool(settings["never_valid"])
+            key.refusals_left = int(settings["new_key_refusals"])
         self.keys[provider].append(key)
         self.by_value[(provider, value)] = key
         self.by_id[(provider, key_id)] = key
@@ -725,6 +727,10 @@ class Emulator:
         key = self.by_value.get((provider, value))
         now = time.time()
         if key is None or not key.authenticates(now):
+            return None
+        if key.refusals_left > 0:
+            # not propagated yet: refused, as a key inside its new_key_delay is
+            key.refusals_left -= 1
             return None
         key.last_used = now
         return key
@@ -1741,7 +1747,7 @@ class Emulator:
 
     def _control_propagation(self, body: t.Optional[dict]) -> dict:
         if body is not None:
-            unknown = sorted(set(body) - {"provider", "new_key_delay", "revoke_delay", "never_valid"})
+            unknown = sorted(set(body) - {"provider", "new_key_delay", "new_key_refusals", "revoke_delay", "never_valid"})
             if unknown:
                 raise ControlError(400, "unknown field(s): %s" % ", ".join(unknown))
             provider = body.get("provider")
@@ -1751,12 +1757,17 @@ class Emulator:
                 value = body.get(field)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                     raise ControlError(400, "%s must be a non-negative number of seconds" % field)
+            refusals = body.get("new_key_refusals")
+            if refusals is not None and (isinstance(refusals, bool) or not isinstance(refusals, int) or refusals < 0):
+                raise ControlError(400, "new_key_refusals must be a non-negative whole number of authentications")
             if body.get("never_valid") is not None and not isinstance(body["never_valid"], bool):
                 raise ControlError(400, "never_valid must be a boolean")
             for name in ([provider] if provider else PROVIDERS):
                 for field in ("new_key_delay", "revoke_delay"):
                     if body.get(field) is not None:
                         self.propagation[name][field] = float(body[field])
+                if refusals is not None:
+                    self.propagation[name]["new_key_refusals"] = refusals
                 if body.get("never_valid") is not None:
                     self.propagation[name]["never_valid"] = body["never_valid"]
         return {p: dict(self.propagation[p]) for p in PROVIDERS}

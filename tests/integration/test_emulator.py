@@ -447,6 +447,28 @@ def test_new_key_delay_and_revoke_delay(emulator):
     openrouter_error(bearer_req(emulator, "openrouter", "GET", "/key", old["value"]), 401)
 
 
+def test_new_key_refusals(emulator):
+    """A new key is refused its first N authentications, then accepted; keys made before, and admin keys, never are."""
+    management = make_key(emulator, "openrouter", "admin")["value"]
+    old = make_key(emulator, "openrouter", name="old")
+    settings = emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_refusals": 2})
+    assert settings["openrouter"]["new_key_refusals"] == 2 and settings["openai"]["new_key_refusals"] == 0
+    created = bearer_req(emulator, "openrouter", "POST", "/keys", management, json={"name": "new"}).json()
+    openai_key = make_key(emulator, "openai")
+    for _refusal in range(2):
+        openrouter_error(bearer_req(emulator, "openrouter", "GET", "/key", created["key"]), 401)
+        assert bearer_req(emulator, "openrouter", "GET", "/key", old["value"]).status_code == 200
+        assert bearer_req(emulator, "openrouter", "GET", "/key", management).status_code == 200
+    assert bearer_req(emulator, "openrouter", "GET", "/key", created["key"]).status_code == 200
+    assert bearer_req(emulator, "openrouter", "GET", "/key", created["key"]).status_code == 200
+    assert bearer_req(emulator, "openai", "GET", "/models", openai_key["value"]).status_code == 200
+    emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_refusals": 0})
+    assert bearer_req(emulator, "openrouter", "GET", "/key", make_key(emulator, "openrouter")["value"]).status_code == 200
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(RuntimeError):
+            emulator.control("POST", "propagation", {"new_key_refusals": bad})
+
+
 def test_never_valid(emulator):
     admin = make_key(emulator, "openai", "admin")["value"]
     emulator.control("POST", "propagation", {"provider": "openai", "never_valid": True})
@@ -607,7 +629,7 @@ def test_state_hits_and_log_never_hold_key_values(emulator):
 def test_reset(emulator):
     key = make_key(emulator, "openrouter")["value"]
     emulator.control("POST", "faults", {"status": 500, "count": 5})
-    emulator.control("POST", "propagation", {"revoke_delay": 3})
+    emulator.control("POST", "propagation", {"revoke_delay": 3, "new_key_refusals": 4})
     emulator.control("POST", "openai/projects", {"name": "p"})
     emulator.worker("gone", "openrouter")
     bearer_req(emulator, "openrouter", "GET", "/models")
@@ -617,8 +639,8 @@ def test_reset(emulator):
                      "openrouter": {"keys": []}, "cloudflare": {"workers": []}}
     assert emulator.control("GET", "hits") == {"counts": {}, "requests": []}
     assert emulator.control("GET", "faults") == {"faults": []}
-    assert emulator.control("GET", "propagation")["openrouter"] == {"new_key_delay": 0.0, "revoke_delay": 0.0,
-                                                                    "never_valid": False}
+    assert emulator.control("GET", "propagation")["openrouter"] == {"new_key_delay": 0.0, "new_key_refusals": 0,
+                                                                    "revoke_delay": 0.0, "never_valid": False}
     openrouter_error(bearer_req(emulator, "openrouter", "GET", "/key", key), 401)
 
 

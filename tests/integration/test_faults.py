@@ -402,15 +402,16 @@ def test_outage_longer_than_the_retries(provider, endpoint, openbao, emulator, k
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_propagation_delays(provider, openbao, emulator, kv_path, ansible):
-    """A new key valid only after many probe intervals, an old key that works on after its revoke."""
-    # Anthropic's new key is made in the Console before the run: it is staged again once the
-    # delay is on, long enough to outlast the run's start and plan even on a loaded machine.
+    """A new key refused by several probes before it propagates, an old key that works on after its revoke."""
+    # Propagation counted in refused authentications (new_key_refusals), not seconds: however
+    # slow the machine, the first probes of the new key fail. Anthropic's new key is made in
+    # the Console before the run: it is staged again once the setting is on.
     s, before = new_setup(provider, openbao, emulator, kv_path)
-    delay = 60 if provider == "anthropic" else 15
-    emulator.control("POST", "propagation", {"provider": provider, "new_key_delay": delay, "revoke_delay": 60})
+    refusals = 4
+    emulator.control("POST", "propagation", {"provider": provider, "new_key_refusals": refusals, "revoke_delay": 60})
     if provider == "anthropic":
         s.restage_console_key()
-    outcome = rotate(ansible, s, extra={"rotate_probe_retries": 5 * (delay + 20)})
+    outcome = rotate(ansible, s, extra={"rotate_probe_retries": 3 * refusals})
     preverify = [e for e in outcome.events if e["task"].endswith("Pre-verify | probe the new key at the provider until it authenticates")]
     assert preverify and preverify[-1]["result"]["attempts"] > 1, "the first probes met the propagation delay"
     new_value = assert_finished(s, outcome)

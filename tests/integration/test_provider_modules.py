@@ -412,8 +412,10 @@ def test_probe_outcomes_and_bad_input(ansible, emulator, tmp_path):
     live = {p: seed(emulator, p, "api")["value"] for p in ("anthropic", "openai", "openrouter")}
     unknown = "sk-or-v1-" + "0" * 64
     emulator.control("POST", "faults", {"provider": "openai", "path": "^/models$", "status": 503, "count": 5})
-    emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_delay": 20, "revoke_delay": 0})
+    # refused by its first 3 authentications: this check, then the first two probes of "until live"
+    emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_refusals": 3, "revoke_delay": 0})
     late = seed(emulator, "openrouter", "api")["value"]
+    emulator.control("POST", "propagation", {"provider": "openrouter", "new_key_refusals": 0})
     assert http_json("GET", emulator.base_url("openrouter") + "/key", headers={"Authorization": "Bearer " + late})[0] == 401
 
     def probe(name, provider, key, **extra):
@@ -443,7 +445,7 @@ def test_probe_outcomes_and_bad_input(ansible, emulator, tmp_path):
     assert (got["openai 503"]["live"], got["openai 503"]["status"]) == (False, 503)
     assert "the provider failed" in got["openai 503"]["reason"]
     assert (got["unreachable"]["live"], got["unreachable"]["status"]) == (False, None)
-    assert got["until live"]["live"] is True and got["until live"]["attempts"] >= 2
+    assert got["until live"]["live"] is True and got["until live"]["attempts"] == 3
     for name in got:
         assert result.result(name)["event"] == "ok"
     assert "is not an OpenAI key" in msg(result.result("wrong format"))

@@ -598,7 +598,8 @@ def test_application_never_reports_new_key_restores_previous(setup_factory, ansi
 
 def test_propagation_delay_longer_than_a_probe_interval(setup_factory, ansible):
     s = setup_factory("openai")
-    s.emulator.control("POST", "propagation", {"provider": "openai", "new_key_delay": 15.0, "revoke_delay": 0})
+    # counted in refused authentications: the first probes fail however slow the machine
+    s.emulator.control("POST", "propagation", {"provider": "openai", "new_key_refusals": 4, "revoke_delay": 0})
     result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=60, rotate_probe_delay=0.3), extra_vars={"rotate_force": True},
                                   env=s.env)
     assert result.rc == 0, result
