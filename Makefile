@@ -34,7 +34,7 @@ K8S_CORE_ROOT   := $(BUILD)/kubernetes-core
 K8S_CORE        := $(K8S_CORE_ROOT)/ansible_collections/kubernetes/core/MANIFEST.json
 export APIKEYS_KUBERNETES_CORE_PATH := $(K8S_CORE_ROOT)
 
-.PHONY: help venv collection kubernetes-core test test-integration test-units sanity units molecule lint changelog-lint demo emulator clean smoke-live
+.PHONY: help venv collection kubernetes-core test test-suites test-checks core-venvs test-integration test-units sanity units molecule lint changelog-lint demo emulator clean smoke-live
 
 help:
 	@echo "make demo    full zero-downtime rotation on a local OpenBao and the provider emulator"
@@ -68,21 +68,52 @@ $(K8S_CORE): | $(STAMP)
 	    $(BUILD)/cache/ansible-$(ANSIBLE_PKG_PIN)-py3-none-any.whl $(K8S_CORE_ROOT)
 	test -f $@
 
-test: venv collection
-	$(MAKE) --no-print-directory test-integration
-	$(MAKE) --no-print-directory sanity
-	$(MAKE) --no-print-directory units
-	$(MAKE) --no-print-directory molecule
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory changelog-lint
-	$(MAKE) --no-print-directory test-core220
-	$(MAKE) --no-print-directory test-core221
+# make test runs two lanes at once. The integration suites of every line, each spread over
+# $(JOBS) pytest workers, run one after another in the foreground. The static checks of every
+# line (ansible-test sanity and units, molecule, ansible-lint, the changelog lint), which mostly
+# keep one core busy, run beside them; their output goes to $(CHECKS_LOG) and is printed when
+# both lanes have ended. Either lane failing fails make test. Each line's venv is made first.
+# `make test-suites` and `make test-checks` run one lane alone.
+CHECKS_LOG  := $(BUILD)/checks.log
+test: venv collection kubernetes-core
+	@$(MAKE) --no-print-directory core-venvs
+	@set -m; start=$$(date +%s); rm -f $(CHECKS_LOG); \
+	echo "make test: the static checks run beside the integration suites; their output is printed at the end ($(CHECKS_LOG))"; \
+	$(MAKE) --no-print-directory test-checks > $(CHECKS_LOG) 2>&1 & checks=$$!; set +m; \
+	trap 'kill -TERM -- -$$checks 2>/dev/null; exit 130' INT TERM; \
+	suites_rc=0; $(MAKE) --no-print-directory test-suites || suites_rc=$$?; \
+	suites_end=$$(date +%s); checks_rc=0; wait $$checks || checks_rc=$$?; \
+	echo; echo "=== static checks: sanity, ansible-test units, molecule, ansible-lint, changelog lint ==="; \
+	cat $(CHECKS_LOG); echo; \
+	echo "make test: integration suites $$(( suites_end - start ))s ($$( [ $$suites_rc = 0 ] && echo passed || echo FAILED)), static checks beside them ($$( [ $$checks_rc = 0 ] && echo passed || echo FAILED)), $$(( $$(date +%s) - start ))s in all"; \
+	[ $$suites_rc = 0 ] && [ $$checks_rc = 0 ]
 	@if [ -n "$(CORE221_PYTHON)" ]; then \
 	    echo "make test: all checks passed on ansible-core $$($(BIN)/python -c 'import ansible.release as r; print(r.__version__)'), $(CORE220_PIN) and $(CORE221_PIN)"; \
 	else \
 	    echo "make test: all checks passed on ansible-core $$($(BIN)/python -c 'import ansible.release as r; print(r.__version__)')" \
 	         "ONLY: the $(CORE220_PIN) and $(CORE221_PIN) lines were SKIPPED (no Python 3.12)"; \
 	fi
+
+# The integration suites (with the unit tests) of every line, one after another.
+test-suites: venv collection kubernetes-core
+	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory core220-integration-or-skip
+	$(MAKE) --no-print-directory core221-integration-or-skip
+
+# The static checks of every line, one after another.
+test-checks: venv collection kubernetes-core
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory units
+	$(MAKE) --no-print-directory molecule
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory changelog-lint
+	$(MAKE) --no-print-directory core220-checks-or-skip
+	$(MAKE) --no-print-directory core221-checks-or-skip
+
+# The venvs of the 2.20 and 2.21 lines (nothing where there is no Python 3.12): made before
+# the two lanes of make test, which both use them.
+core-venvs:
+	@if [ -n "$(CORE221_PYTHON)" ]; then $(MAKE) --no-print-directory core220-venv core221-venv; fi
 
 # Unit tests (pure logic, no network) and integration tests (real OpenBao,
 # provider emulator, real ansible-playbook), in parallel over $(JOBS) workers. A worker that
@@ -178,7 +209,7 @@ AT$(1)_ROOT := $$(AT$(1)_BASE)/ansible_collections/apikeys/rotation
 # The stamp names the pin and the tools, so changing either reinstalls.
 STAMP$(1)   := $$(VENV$(1))/.installed-$$(shell echo '$$(CORE$(1)_PIN) $$(CORE_TOOLS)' | cksum | cut -d' ' -f1)
 
-.PHONY: test-core$(1) core$(1)-venv core$(1)-sanity core$(1)-units core$(1)-lint core$(1)-integration
+.PHONY: test-core$(1) core$(1)-checks-or-skip core$(1)-integration-or-skip core$(1)-venv core$(1)-sanity core$(1)-units core$(1)-lint core$(1)-integration
 
 test-core$(1): collection
 	@if [ -z "$$(CORE221_PYTHON)" ]; then \
@@ -189,6 +220,19 @@ test-core$(1): collection
 	    start=$$$$(date +%s); \
 	    $$(MAKE) --no-print-directory core$(1)-sanity core$(1)-units core$(1)-lint core$(1)-integration; \
 	    echo "test-core$(1): $$(CORE$(1)_PIN) on $$$$($$(BIN$(1))/python -V) passed in $$$$(( $$$$(date +%s) - start ))s"; \
+	fi
+
+# One lane's part of make test: this line's checks, or its integration suite, or a message that
+# says it was skipped (no Python 3.12; CORE221_REQUIRED=1 makes that a failure).
+core$(1)-checks-or-skip core$(1)-integration-or-skip: collection
+	@if [ -z "$$(CORE221_PYTHON)" ]; then \
+	    echo "SKIP $$@: no Python 3.12 interpreter found, the $$(CORE$(1)_PIN) line did NOT run" \
+	         "(install one, e.g. pyenv install 3.12, or set PYTHON312=/path/to/python3.12)"; \
+	    if [ -n "$$(CORE221_REQUIRED)" ]; then echo "CORE221_REQUIRED is set: failing"; exit 1; fi; \
+	else \
+	    start=$$$$(date +%s); \
+	    $$(MAKE) --no-print-directory $$(if $$(findstring checks,$$@),core$(1)-sanity core$(1)-units core$(1)-lint,core$(1)-integration); \
+	    echo "$$@: $$(CORE$(1)_PIN) on $$$$($$(BIN$(1))/python -V) passed in $$$$(( $$$$(date +%s) - start ))s"; \
 	fi
 
 core$(1)-venv: $$(STAMP$(1))
