@@ -68,24 +68,25 @@ $(K8S_CORE): | $(STAMP)
 	    $(BUILD)/cache/ansible-$(ANSIBLE_PKG_PIN)-py3-none-any.whl $(K8S_CORE_ROOT)
 	test -f $@
 
-# make test runs two lanes at once. The integration suites of every line, each spread over
-# $(JOBS) pytest workers, run one after another in the foreground. The static checks of every
+# make test runs two lanes at once. In the foreground, the integration suites of the 2.19 and
+# 2.21 lines, each spread over $(JOBS) pytest workers. Beside them, the static checks of every
 # line (ansible-test sanity and units, molecule, ansible-lint, the changelog lint), which mostly
-# keep one core busy, run beside them; their output goes to $(CHECKS_LOG) and is printed when
-# both lanes have ended. Either lane failing fails make test. Each line's venv is made first.
+# keep one core busy, then the 2.20 line's integration suite, so that both lanes take about as
+# long; the second lane's output goes to $(CHECKS_LOG) and is printed when both have ended.
+# Either lane failing fails make test. Each line's venv is made first.
 # `make test-suites` and `make test-checks` run one lane alone.
 CHECKS_LOG  := $(BUILD)/checks.log
 test: venv collection kubernetes-core
 	@$(MAKE) --no-print-directory core-venvs
 	@set -m; start=$$(date +%s); rm -f $(CHECKS_LOG); \
-	echo "make test: the static checks run beside the integration suites; their output is printed at the end ($(CHECKS_LOG))"; \
+	echo "make test: the static checks and the 2.20 suite run beside the 2.19 and 2.21 suites; their output is printed at the end ($(CHECKS_LOG))"; \
 	$(MAKE) --no-print-directory test-checks > $(CHECKS_LOG) 2>&1 & checks=$$!; set +m; \
 	trap 'kill -TERM -- -$$checks 2>/dev/null; exit 130' INT TERM; \
 	suites_rc=0; $(MAKE) --no-print-directory test-suites || suites_rc=$$?; \
 	suites_end=$$(date +%s); checks_rc=0; wait $$checks || checks_rc=$$?; \
-	echo; echo "=== static checks: sanity, ansible-test units, molecule, ansible-lint, changelog lint ==="; \
+	echo; echo "=== static checks (sanity, ansible-test units, molecule, ansible-lint, changelog lint) and the 2.20 suite ==="; \
 	cat $(CHECKS_LOG); echo; \
-	echo "make test: integration suites $$(( suites_end - start ))s ($$( [ $$suites_rc = 0 ] && echo passed || echo FAILED)), static checks beside them ($$( [ $$checks_rc = 0 ] && echo passed || echo FAILED)), $$(( $$(date +%s) - start ))s in all"; \
+	echo "make test: 2.19 and 2.21 suites $$(( suites_end - start ))s ($$( [ $$suites_rc = 0 ] && echo passed || echo FAILED)), static checks and 2.20 suite beside them ($$( [ $$checks_rc = 0 ] && echo passed || echo FAILED)), $$(( $$(date +%s) - start ))s in all"; \
 	[ $$suites_rc = 0 ] && [ $$checks_rc = 0 ]
 	@if [ -n "$(CORE221_PYTHON)" ]; then \
 	    echo "make test: all checks passed on ansible-core $$($(BIN)/python -c 'import ansible.release as r; print(r.__version__)'), $(CORE220_PIN) and $(CORE221_PIN)"; \
@@ -94,13 +95,12 @@ test: venv collection kubernetes-core
 	         "ONLY: the $(CORE220_PIN) and $(CORE221_PIN) lines were SKIPPED (no Python 3.12)"; \
 	fi
 
-# The integration suites (with the unit tests) of every line, one after another.
+# The integration suites (with the unit tests) of the 2.19 and 2.21 lines, one after the other.
 test-suites: venv collection kubernetes-core
 	$(MAKE) --no-print-directory test-integration
-	$(MAKE) --no-print-directory core220-integration-or-skip
 	$(MAKE) --no-print-directory core221-integration-or-skip
 
-# The static checks of every line, one after another.
+# The static checks of every line, one after another, then the 2.20 line's integration suite.
 test-checks: venv collection kubernetes-core
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory units
@@ -109,6 +109,7 @@ test-checks: venv collection kubernetes-core
 	$(MAKE) --no-print-directory changelog-lint
 	$(MAKE) --no-print-directory core220-checks-or-skip
 	$(MAKE) --no-print-directory core221-checks-or-skip
+	$(MAKE) --no-print-directory core220-integration-or-skip
 
 # The venvs of the 2.20 and 2.21 lines (nothing where there is no Python 3.12): made before
 # the two lanes of make test, which both use them.
