@@ -34,7 +34,7 @@ K8S_CORE_ROOT   := $(BUILD)/kubernetes-core
 K8S_CORE        := $(K8S_CORE_ROOT)/ansible_collections/kubernetes/core/MANIFEST.json
 export APIKEYS_KUBERNETES_CORE_PATH := $(K8S_CORE_ROOT)
 
-.PHONY: help venv collection kubernetes-core test test-suites test-checks core-venvs test-integration test-units sanity units molecule lint changelog-lint demo emulator clean smoke-live
+.PHONY: help venv collection kubernetes-core test test-suites test-checks test-integration test-units sanity units molecule lint changelog-lint demo emulator clean smoke-live
 
 help:
 	@echo "make demo    full zero-downtime rotation on a local OpenBao and the provider emulator"
@@ -73,11 +73,11 @@ $(K8S_CORE): | $(STAMP)
 # line (ansible-test sanity and units, molecule, ansible-lint, the changelog lint), which mostly
 # keep one core busy, then the 2.20 line's integration suite, so that both lanes take about as
 # long; the second lane's output goes to $(CHECKS_LOG) and is printed when both have ended.
-# Either lane failing fails make test. Each line's venv is made first.
+# Either lane failing fails make test. Each line's venv is made first, the three at once.
 # `make test-suites` and `make test-checks` run one lane alone.
 CHECKS_LOG  := $(BUILD)/checks.log
-test: venv collection kubernetes-core
-	@$(MAKE) --no-print-directory core-venvs
+test:
+	@$(MAKE) --no-print-directory -j3 venv collection kubernetes-core $(if $(CORE221_PYTHON),core220-venv core221-venv)
 	@set -m; start=$$(date +%s); rm -f $(CHECKS_LOG); \
 	echo "make test: the static checks and the 2.20 suite run beside the 2.19 and 2.21 suites; their output is printed at the end ($(CHECKS_LOG))"; \
 	$(MAKE) --no-print-directory test-checks > $(CHECKS_LOG) 2>&1 & checks=$$!; set +m; \
@@ -110,11 +110,6 @@ test-checks: venv collection kubernetes-core
 	$(MAKE) --no-print-directory core220-checks-or-skip
 	$(MAKE) --no-print-directory core221-checks-or-skip
 	$(MAKE) --no-print-directory core220-integration-or-skip
-
-# The venvs of the 2.20 and 2.21 lines (nothing where there is no Python 3.12): made before
-# the two lanes of make test, which both use them.
-core-venvs:
-	@if [ -n "$(CORE221_PYTHON)" ]; then $(MAKE) --no-print-directory core220-venv core221-venv; fi
 
 # Unit tests (pure logic, no network) and integration tests (real OpenBao,
 # provider emulator, real ansible-playbook), in parallel over $(JOBS) workers. A worker that
