@@ -207,16 +207,9 @@ STAMP$(1)   := $$(VENV$(1))/.installed-$$(shell echo '$$(CORE$(1)_PIN) $$(CORE_T
 
 .PHONY: test-core$(1) core$(1)-checks-or-skip core$(1)-integration-or-skip core$(1)-venv core$(1)-sanity core$(1)-units core$(1)-lint core$(1)-integration
 
+# One line alone: its checks, then its integration suite.
 test-core$(1): collection
-	@if [ -z "$$(CORE221_PYTHON)" ]; then \
-	    echo "SKIP test-core$(1): no Python 3.12 interpreter found, the $$(CORE$(1)_PIN) line did NOT run" \
-	         "(install one, e.g. pyenv install 3.12, or set PYTHON312=/path/to/python3.12)"; \
-	    if [ -n "$$(CORE221_REQUIRED)" ]; then echo "CORE221_REQUIRED is set: failing"; exit 1; fi; \
-	else \
-	    start=$$$$(date +%s); \
-	    $$(MAKE) --no-print-directory core$(1)-sanity core$(1)-units core$(1)-lint core$(1)-integration; \
-	    echo "test-core$(1): $$(CORE$(1)_PIN) on $$$$($$(BIN$(1))/python -V) passed in $$$$(( $$$$(date +%s) - start ))s"; \
-	fi
+	$$(MAKE) --no-print-directory core$(1)-checks-or-skip core$(1)-integration-or-skip
 
 # One lane's part of make test: this line's checks, or its integration suite, or a message that
 # says it was skipped (no Python 3.12; CORE221_REQUIRED=1 makes that a failure).
