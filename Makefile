@@ -78,7 +78,7 @@ $(K8S_CORE): | $(STAMP)
 CHECKS_LOG  := $(BUILD)/checks.log
 test:
 	@$(MAKE) --no-print-directory -j3 venv collection kubernetes-core $(if $(CORE221_PYTHON),core220-venv core221-venv)
-	@set -m; start=$$(date +%s); rm -f $(CHECKS_LOG); \
+	@set -m; start=$$(date +%s); mkdir -p $(BUILD); rm -f $(CHECKS_LOG); \
 	echo "make test: the static checks and the 2.20 suite run beside the 2.19 and 2.21 suites; their output is printed at the end ($(CHECKS_LOG))"; \
 	$(MAKE) --no-print-directory test-checks > $(CHECKS_LOG) 2>&1 & checks=$$!; set +m; \
 	trap 'kill -TERM -- -$$checks 2>/dev/null; exit 130' INT TERM; \
