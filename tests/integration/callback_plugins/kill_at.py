@@ -11,7 +11,7 @@ type: aggregate
 short_description: Kill ansible-playbook with SIGKILL at a chosen task or moment, for crash tests
 description:
   - Appends one JSON line per task start and per runner start to the file named by E(APIKEYS_KILL_LOG), and one
-    as the playbook starts (V(start), when a V(time:SECONDS) timer is armed) and ends (V(end)).
+    as the playbook starts (V(start), the moment a V(time:SECONDS) timer counts from) and as it ends (V(end)).
   - E(APIKEYS_KILL_AT) says when to kill. V(task:N) as the Nth task starts, before any host runs it (a task
     boundary); V(runner:N:SECONDS) that many seconds after the Nth runner started (inside a task);
     V(time:SECONDS) that many seconds after the playbook started. Counting starts at 1 and covers every task,
