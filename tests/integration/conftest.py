@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -36,6 +39,26 @@ def openbao(session_dir):
     server = OpenBaoDev(os.path.join(session_dir, "openbao-dev")).start()
     yield server
     server.stop()
+
+
+# what Python's multiprocessing adds under TMPDIR for a Unix socket: /pymp-XXXXXXXX/listener-XXXXXXXX
+_SOCKET_SUFFIX = 32
+# the longest Unix socket path Linux accepts (sun_path holds 108 bytes with the terminating NUL)
+_SOCKET_PATH_MAX = 107
+
+
+@pytest.fixture()
+def short_tmp():
+    """A fresh directory with a short path, for tests that set TMPDIR.
+
+    ansible-core 2.21 binds a Unix socket under TMPDIR when a play starts, and fails with "Local RPC
+    server did not start." when that socket's path exceeds 107 bytes. pytest's ``tmp_path`` grows with
+    its run counter (pytest-1, ..., pytest-111) and the test's name, so it is not used for TMPDIR.
+    """
+    path = tempfile.mkdtemp(prefix="ak-")
+    assert len(path) + _SOCKET_SUFFIX <= _SOCKET_PATH_MAX, "the system's temporary directory %r is too long" % path
+    yield pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -498,11 +498,10 @@ def test_kubernetes_target_tasks_pass_kubernetes_core_argument_checks(setup_fact
         assert found["event"] == "failed" and NO_KUBERNETES_LIBRARY in found["result"]["msg"], found
 
 
-def test_kubernetes_target_removes_the_manifest_and_shows_no_key(setup_factory, ansible, tmp_path):
+def test_kubernetes_target_removes_the_manifest_and_shows_no_key(setup_factory, ansible, short_tmp):
     core = kubernetes_core_path()
     s = setup_factory("openrouter")
-    temp = tmp_path / "tmp"
-    temp.mkdir()
+    temp = short_tmp
     variables = k8s_vars(s, "")
     del variables["rotate_kubernetes_dir"]
     play = [{"hosts": "localhost", "gather_facts": False, "vars": variables,

@@ -173,11 +173,11 @@ def test_overlapping_rotations_over_tls_make_one_key(tls_setup, ansible):
     assert s.record()["fingerprint"] == fp(new_value)
 
 
-def test_one_login_per_key_and_run_revoked_at_the_end(tls_setup, tls_openbao, ansible, tmp_path):
+def test_one_login_per_key_and_run_revoked_at_the_end(tls_setup, tls_openbao, ansible, short_tmp):
     """The secret_id uses a run needs (docs/vault.md), counted on the server; every token is revoked at the end."""
     counted = tls_openbao.approle("counted", doc_policy("rotation"), secret_id_num_uses=100)
     s = tls_setup("openrouter")
-    s.env.update(VAULT_ROLE_ID=counted["role_id"], VAULT_SECRET_ID=counted["secret_id"], TMPDIR=str(tmp_path))
+    s.env.update(VAULT_ROLE_ID=counted["role_id"], VAULT_SECRET_ID=counted["secret_id"], TMPDIR=str(short_tmp))
     counts = {}
     for name, playbook, extra in (("rotate", ROTATE, {"rotate_force": True}), ("probe", PROBE, None),
                                   ("rollback", ROLLBACK, None), ("cleanup", CLEANUP, None)):
@@ -187,7 +187,7 @@ def test_one_login_per_key_and_run_revoked_at_the_end(tls_setup, tls_openbao, an
         assert result.rc == 0, result
         counts[name] = uses - tls_openbao.secret_id_uses_left("counted", counted["secret_id"])
         assert tls_openbao.token_count() == tokens, "%s left a token unrevoked" % name
-        assert not [n for n in os.listdir(str(tmp_path)) if n.startswith("apikeys-vault-")], "token file left behind"
+        assert not [n for n in os.listdir(str(short_tmp)) if n.startswith("apikeys-vault-")], "token file left behind"
     assert counts == {"rotate": 1, "probe": 1, "rollback": 1, "cleanup": 1}, counts
     with open(DOC, encoding="utf-8") as handle:
         doc = handle.read()
