@@ -33,10 +33,10 @@ def plan_keys(record: t.Mapping[str, t.Any], resume: str, stage_found: str, curr
 
 
 def plan(secret: t.Mapping[str, t.Any], force: t.Any, max_age_seconds: t.Any, max_age: str, current_key_id: str = "",
-         where: str = "") -> t.Dict[str, t.Any]:
+         where: str = "", now: t.Any = None) -> t.Dict[str, t.Any]:
     try:
         return rotation.plan(secret or {}, bool(force), int(max_age_seconds or 0), str(max_age or ""),
-                             str(current_key_id or ""), str(where or ""))
+                             str(current_key_id or ""), str(where or ""), None if now in (None, "") else float(now))
     except rotation.DecisionError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
@@ -57,6 +57,10 @@ def rollback_plan(record: t.Mapping[str, t.Any], current_version: t.Any, current
 
 def rollback_needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str, previous_fingerprint: str) -> bool:
     return rotation.needs_below(record or {}, str(current_fingerprint or ""), str(previous_fingerprint or ""))
+
+
+def previous_state(old_key_id: str, provider: str, retire_state: str, kept_active: t.Any = False) -> str:
+    return rotation.previous_state(str(old_key_id or ""), str(provider or ""), str(retire_state or ""), bool(kept_active))
 
 
 def rotation_result(lease_outcome: str, resume: str, stage_found: str, check_mode: bool, waiting: t.Any = "") -> str:
@@ -110,6 +114,7 @@ class FilterModule:
             "lease_holder": lease_holder,
             "rollback_plan": rollback_plan,
             "rollback_needs_below": rollback_needs_below,
+            "previous_state": previous_state,
             "rotation_result": rotation_result,
             "rotation_report": rotation_report,
             "age_text": age_text,

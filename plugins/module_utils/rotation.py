@@ -205,8 +205,11 @@ def plan(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_a
     where it does not).
 
     ``problem`` is why the run must stop before it writes anything ('' when it may go on): no key at
-    ``where`` (the secret's mount/path), or a stage this version does not know.
+    ``where`` (the secret's mount/path), or a stage this version does not know. ``now`` (seconds since the
+    epoch, the current time by default) dates both the key's age and a new rotation, so that a plan read
+    field by field gives one rotation id and start time.
     """
+    now = time.time() if now is None else float(now)
     exists = bool(secret.get("exists"))
     if not exists or not (secret.get("fingerprints") or {}).get("api_key"):
         why = "the secret has no api_key field" if exists else "the secret does not exist"
@@ -223,7 +226,8 @@ def plan(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_a
     if resume == "create" or (stage and resume != "unknown"):
         planned.update(plan_keys(resume, stage, planned["record"], planned["current_fingerprint"],
                                  planned["current_version"], current_key_id))
-        planned.update(rotation_identity(stage, planned["record"]))
+        started = datetime.datetime.fromtimestamp(int(now), datetime.timezone.utc).replace(tzinfo=None)
+        planned.update(rotation_identity(stage, planned["record"], started))
         planned["stale_key_ids"] = stale_key_ids(planned["record"], stage, planned["old_key_id"], planned["new_key_id"])
     else:
         planned.update(dict.fromkeys(PLAN_KEY_FIELDS))
@@ -480,6 +484,20 @@ def needs_below(record: t.Mapping[str, t.Any], current_fingerprint: str, previou
         return False
     previous_fp, record_fp = _rollback_fingerprints(record, previous_fingerprint)
     return bool(record_fp) and current_fingerprint == previous_fp and current_fingerprint != record_fp
+
+
+# -- retire ---------------------------------------------------------------------------------
+
+def previous_state(old_key_id: str, provider: str, retire_state: str, kept_active: bool = False) -> str:
+    """What becomes of the rotation's previous key once the new one is proven, as the record gives it.
+
+    ``retire_state`` (disabled or deleted), except ``active`` where there is no previous key, where the
+    provider is OpenAI and the key was to be disabled (OpenAI cannot disable a key: it stays active until
+    cleanup deletes it after the grace period), and where the provider refused to delete it (``kept_active``).
+    """
+    if not old_key_id or kept_active or (provider == "openai" and retire_state == "disabled"):
+        return "active"
+    return retire_state
 
 
 # -- the result of a rotation run ---------------------------------------------------------

@@ -292,6 +292,27 @@ def test_openai_rotation_on_a_configured_service_account(reading, setup_factory,
     assert_no_secret(result.output + cleaned.output, s.old["value"], new_value, s.admin)
 
 
+def test_a_previous_key_the_provider_refuses_to_delete_stays_active_in_the_record(setup_factory, ansible, emulator):
+    """retire_state=deleted where OpenAI refuses to delete the old key alone (its service account's key, under the
+    published reading): the rotation finishes, warns, and its record says the previous key stays active, so that
+    cleanup and a rollback know it is."""
+    emulator.control("POST", "behaviour", {"openai_service_account_key_delete": "refuse"})
+    s = setup_factory("openai")
+    s.hostvars["openai_service_account_id"] = s.old["service_account_id"]
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_retire_state="deleted"),
+                                  extra_vars={"rotate_force": True}, env=s.env)
+    assert result.rc == 0, result
+    new_value = s.assert_rotated()
+    assert s.key(s.old["id"])["status"] == "active"
+    record = s.record()
+    assert (record["previous_key_id"], record["previous_state"]) == (s.old["id"], "active"), record
+    retired = task_result(result, "Retire | revoke the previous key")
+    assert retired["kept_active"] is True and retired["changed"] is False, retired
+    assert "[WARNING]" in result.output
+    assert "%s until cleanup deletes it" % s.old["id"] in result.output, result.output[-3000:]
+    assert_no_secret(result.output, s.old["value"], new_value, s.admin)
+
+
 def test_cleanup_check_mode_says_would_delete_and_deletes_nothing(setup_factory, ansible):
     s = setup_factory("openrouter")
     result = ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env)

@@ -208,6 +208,26 @@ def test_result_table_covers_every_word():
     assert {row[-1] for row in RESULT_TABLE} == set(rotation.RESULT_WORDS)
 
 
+# (old key, provider, retire_state, the provider refused to delete it) -> the previous key's state
+PREVIOUS_STATE_TABLE = [
+    ("k-1", "openrouter", "disabled", False, "disabled"),
+    ("k-1", "anthropic", "disabled", False, "disabled"),
+    ("k-1", "openrouter", "deleted", False, "deleted"),
+    ("k-1", "anthropic", "deleted", False, "deleted"),
+    ("k-1", "openai", "disabled", False, "active"),  # OpenAI cannot disable a key: cleanup deletes it later
+    ("k-1", "openai", "deleted", False, "deleted"),
+    ("k-1", "openai", "deleted", True, "active"),  # refused (the service account's last key): stays active
+    ("k-1", "openrouter", "deleted", True, "active"),
+    ("", "openrouter", "disabled", False, "active"),  # no previous key known: nothing to retire
+    ("", "openai", "deleted", False, "active"),
+]
+
+
+@pytest.mark.parametrize("old,provider,retire_state,kept_active,expected", PREVIOUS_STATE_TABLE)
+def test_previous_state(old, provider, retire_state, kept_active, expected):
+    assert rotation.previous_state(old, provider, retire_state, kept_active) == expected
+
+
 @pytest.mark.parametrize("seconds,text", [(0, "0m"), (59, "0m"), (300, "5m"), (7200, "2h 0m"), (3 * 86400 + 4 * 3600 + 12 * 60 + 5, "3d 4h 12m"),
                                           (-5, "0m")])
 def test_age_text(seconds, text):
@@ -383,6 +403,19 @@ def test_plan(name, read, force, resume, works, problem):
     assert {k: planned[k] for k in expected} == expected
     assert planned["rotation_id"] == ("r-1" if start["stage_found"] else planned["rotation_id"])
     assert re.fullmatch(r"r-1|\d{14}-[0-9a-f]{4}", planned["rotation_id"]), planned["rotation_id"]
+    if not start["stage_found"]:
+        # a new rotation is dated by now, in its id and its start time alike
+        assert planned["rotation_id"].startswith("20261201120000-"), planned["rotation_id"]
+        assert planned["rotation_started_at"] == "2026-12-01T12:00:00Z"
+
+
+def test_plans_made_at_one_time_name_one_rotation_start():
+    """The role reads the plan once per fact: every read dated alike gives the same start, whenever it runs."""
+    read = secret()
+    plans = [rotation.plan(read, True, 90 * DAYS, "90d", "", "secret/apps/x", now=AT_EPOCH + 0.9) for _ in range(3)]
+    assert {p["rotation_started_at"] for p in plans} == {"2026-12-01T12:00:00Z"}
+    assert {p["rotation_id"][:14] for p in plans} == {"20261201120000"}
+    assert {p["age_seconds"] for p in plans} == {plans[0]["age_seconds"]}
 
 
 # (name, record, stage found, old key, new key) -> the keys left over that the rotation deletes
