@@ -41,6 +41,16 @@ def plan(secret: t.Mapping[str, t.Any], force: t.Any, max_age_seconds: t.Any, ma
         raise AnsibleFilterError(str(exc)) from None
 
 
+def plan_stop(problem: str, resume: str, preflight_problems: t.Optional[t.Sequence[str]] = None) -> str:
+    return rotation.plan_stop(str(problem or ""), str(resume or ""), [str(p) for p in preflight_problems or []])
+
+
+def superseded_stale(stale_key_ids: t.Optional[t.Sequence[str]], new_key_id: str, old_key_id: str, old_fingerprint: str,
+                     served_fingerprint: str) -> t.List[str]:
+    return rotation.superseded_stale([str(k) for k in stale_key_ids or []], str(new_key_id or ""), str(old_key_id or ""),
+                                     str(old_fingerprint or ""), str(served_fingerprint or ""))
+
+
 def lease_holder(_ignored: t.Any = None) -> t.Dict[str, str]:
     return dataclasses.asdict(rotation.Holder.here())
 
@@ -70,6 +80,18 @@ def rotation_result(lease_outcome: str, resume: str, stage_found: str, check_mod
 
 def rotation_report(facts: t.Mapping[str, t.Any]) -> t.Dict[str, t.Dict[str, t.Any]]:
     return summary.report(facts or {})
+
+
+def rollback_report(facts: t.Mapping[str, t.Any]) -> t.Dict[str, t.Dict[str, t.Any]]:
+    return summary.rollback_report(facts or {})
+
+
+def rollback_failure(facts: t.Mapping[str, t.Any]) -> str:
+    return summary.rollback_failure(facts or {})
+
+
+def verify_failure(facts: t.Mapping[str, t.Any]) -> str:
+    return summary.verify_failure(facts or {})
 
 
 def age_text(seconds: t.Any) -> str:
@@ -111,12 +133,17 @@ class FilterModule:
             "plan_start": plan_start,
             "plan_keys": plan_keys,
             "plan": plan,
+            "plan_stop": plan_stop,
+            "superseded_stale": superseded_stale,
             "lease_holder": lease_holder,
             "rollback_plan": rollback_plan,
             "rollback_needs_below": rollback_needs_below,
             "previous_state": previous_state,
             "rotation_result": rotation_result,
             "rotation_report": rotation_report,
+            "verify_failure": verify_failure,
+            "rollback_report": rollback_report,
+            "rollback_failure": rollback_failure,
             "age_text": age_text,
             "cleanup_plan": cleanup_plan,
             "cleanup_result": cleanup_result,

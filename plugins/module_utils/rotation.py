@@ -234,6 +234,30 @@ def plan(secret: t.Mapping[str, t.Any], force: bool, max_age_seconds: int, max_a
     return planned
 
 
+def superseded_stale(stale_key_ids: t.Sequence[str], new_key_id: str, old_key_id: str, old_fingerprint: str,
+                     served_fingerprint: str) -> t.List[str]:
+    """The keys a rotation overtaken by another writer leaves behind for the next rotation to delete: the keys
+    already left over, its own new key and its previous key, unless that previous key is the one Vault serves again
+    (``served_fingerprint``). Trimmed, once each, in that order, never an empty id."""
+    keys = list(stale_key_ids or []) + [new_key_id]
+    if old_fingerprint != served_fingerprint:
+        keys.append(old_key_id)
+    return [key for key in dict.fromkeys(str(k or "").strip() for k in keys) if key]
+
+
+def plan_stop(problem: str, resume: str, preflight_problems: t.Sequence[str]) -> str:
+    """Why the run stops right after the plan, before it writes anything; '' when it goes on.
+
+    The plan's ``problem`` (no key, a stage this version does not know), else, for a run that would change
+    something, the settings problems the preflight found (settings.preflight).
+    """
+    if problem:
+        return problem
+    if resume not in ("none", "unknown") and preflight_problems:
+        return "not started, nothing was changed: %s." % "; ".join(preflight_problems)
+    return ""
+
+
 # -- the lease ----------------------------------------------------------------------------
 
 LEASE_OUTCOMES = ("free", "expired", "broken", "dead_holder", "held")

@@ -244,6 +244,116 @@ def _done(run: _Run) -> t.Dict[str, t.Any]:
     }
 
 
+def rollback_report(facts: Facts) -> t.Dict[str, t.Dict[str, t.Any]]:
+    """What a rollback run reports for one key: ``{"summary": ..., "stats": ...}`` as :func:`report` for a rotation.
+
+    ``facts``: ``key``, ``check_mode``, ``done`` (an earlier run already rolled back: the record names
+    ``rolled_back_from``), the ``record`` as read, the ``plan`` (``rotation.plan_rollback``: ``from_key_id``,
+    ``from_fingerprint``), ``serving`` (the fingerprint Vault serves after the rollback), ``current_version``, the
+    results of re-enabling the previous key (``reenabled``) and of the write back (``rolled_back``; None when not
+    registered), ``provider``, ``vault_mount``, ``vault_path`` and ``run_timing``. Key ids, fingerprints and versions as
+    the record has them after the rollback: ``key_*`` is the key Vault serves again, ``previous_*`` the key it was
+    rolled back from.
+    """
+    record, plan = _map(facts.get("record")), _map(facts.get("plan"))
+    done, check_mode = bool(facts.get("done")), bool(facts.get("check_mode"))
+    re_enabled = bool(_map(facts.get("reenabled")).get("changed")) and not check_mode
+    rolled_back, current_version = _map(facts.get("rolled_back")), facts.get("current_version")
+    if done:
+        result, text = "already_rolled_back", "already rolled back: verified again"
+    elif check_mode:
+        result = "would_roll_back"
+        text = "would roll back: %swrite KV version %s back as the newest, deploy and verify it" % (
+            "re-enable %s, " % _text(record.get("previous_key_id")) if _map(facts.get("reenabled")).get("changed") else "",
+            _text(record.get("previous_version")))
+    else:
+        result, text = "rolled_back", "rolled back"
+    summary = {
+        "key": facts.get("key"),
+        "result": text,
+        "serving": facts.get("serving"),
+        "vault_version": rolled_back.get("version", current_version),
+        "key_id": _text(record.get("key_id")) if done else record.get("previous_key_id"),
+        "re_enabled": re_enabled,
+        "rolled_back_from": record.get("rolled_back_from") if done else "%s (%s), left active" % (
+            _text(plan.get("from_key_id")), _text(plan.get("from_fingerprint"))),
+    }
+    stats = {
+        "provider": facts.get("provider"),
+        "vault_path": "%s/%s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path"))),
+        "result": result,
+        "changed": not done and not check_mode,
+        "key_id": _text(record.get("key_id")) if done else record.get("previous_key_id"),
+        "fingerprint": _text(facts.get("serving")).strip(),
+        "vault_version": _int(rolled_back.get("version") or current_version),
+        "previous_key_id": _text(record.get("previous_key_id")) if done else _text(record.get("key_id")),
+        "previous_fingerprint": plan.get("from_fingerprint"),
+        "re_enabled": re_enabled,
+        "check_mode": check_mode,
+    }
+    stats.update(_map(facts.get("run_timing")))
+    return {"summary": summary, "stats": stats}
+
+
+def rollback_failure(facts: Facts) -> str:
+    """Why a rollback stopped before it changed Vault, and what it leaves behind, in the words of its failure.
+
+    ``facts``: ``previous_key_id`` and ``previous_fingerprint`` (the key the rollback would bring back), ``provider``,
+    the results of probing that key (``probe``) and of re-enabling it (``reenabled``), None when not registered,
+    ``failed_msg`` (the failed task's message), ``current_fingerprint`` and ``current_version`` (what Vault still
+    serves) and ``check_mode``.
+    """
+    key = "%s (%s)" % (_text(facts.get("previous_key_id")), _text(facts.get("previous_fingerprint")))
+    probe = facts.get("probe")
+    if isinstance(probe, t.Mapping) and not probe.get("skipped"):
+        why = "the previous key %s does not authenticate at %s (%s)" % (key, _text(facts.get("provider")), _last_reason(probe))
+    else:
+        why = "re-enabling the previous key %s failed (%s)" % (_text(facts.get("previous_key_id")),
+                                                               _text(facts.get("failed_msg") or "no message"))
+    text = "rollback stopped before Vault was changed: %s. Vault still serves %s (version %s)." % (
+        why, _text(facts.get("current_fingerprint")), _text(facts.get("current_version")))
+    if _map(facts.get("reenabled")).get("changed") and not facts.get("check_mode"):
+        text += " The previous key was re-enabled; disable it again if it should stay off."
+    return text
+
+
+def _last_reason(result: t.Mapping[str, t.Any], field: str = "reason", when_empty: bool = False) -> str:
+    """A failed check's ``field`` (the module's reason, or first_failure), else its msg, else 'no answer'."""
+    value = result.get(field)
+    if field not in result or (when_empty and not value):
+        return _text(result.get("msg", "no answer"))
+    return _text(value)
+
+
+def verify_failure(facts: Facts) -> str:
+    """Why the new key was not proven, in one sentence (the restore's message and the record's ``last_failure``).
+
+    ``facts``: ``new_fingerprint``, ``provider``, ``verify_successes``, ``health_url_shown``, the results of verify's
+    checks (``verify_probe``, ``verify_confirm``, ``verify_health``, ``verify_health_confirm``; None when not
+    registered) and, for a failure before any of them (a deploy hook, the read-back), the failed task's name and
+    msg (``failed_task``, ``failed_msg``). The first check that failed is named, in the order verify runs them.
+    """
+    fingerprint, confirming = _text(facts.get("new_fingerprint")), _int(facts.get("verify_successes")) - 1
+    probe, confirm = facts.get("verify_probe"), _map(facts.get("verify_confirm"))
+    health, health_confirm = facts.get("verify_health"), _map(facts.get("verify_health_confirm"))
+    url = _text(facts.get("health_url_shown"))
+    if isinstance(probe, t.Mapping) and not probe.get("live", False):
+        return "the key in Vault (%s) did not authenticate at %s after %s probe(s) (last: %s)" % (
+            fingerprint, _text(facts.get("provider")), probe.get("attempts", 1), _last_reason(probe))
+    if confirm.get("failed"):
+        return ("the key in Vault (%s) went live, then failed confirming probe %s of %d after %s consecutive success(es) (%s)"
+                % (fingerprint, confirm.get("probes", "?"), confirming, confirm.get("successes", 0),
+                   _last_reason(confirm, "first_failure", when_empty=True)))
+    if isinstance(health, t.Mapping) and not health.get("skipped") and not health.get("live", False):
+        return ("the application at %s did not report the key %s live after %s probe(s) (it reported %s, %s)"
+                % (url, fingerprint, health.get("attempts", 1), health.get("fingerprint", "no key"), _last_reason(health)))
+    if health_confirm.get("failed"):
+        return ("the application at %s reported the new key live, then not in confirming probe %s of %d (%s)"
+                % (url, health_confirm.get("probes", "?"), confirming,
+                   _last_reason(health_confirm, "first_failure", when_empty=True)))
+    return "%s failed: %s" % (facts.get("failed_task") or "deploy/verify", _text(facts.get("failed_msg") or "no message"))
+
+
 def report(facts: Facts) -> t.Dict[str, t.Dict[str, t.Any]]:
     """The summary and the result of one key's run (see the module's docstring)."""
     run = _Run(facts)

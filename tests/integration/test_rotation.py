@@ -786,6 +786,28 @@ def test_rollback_after_disable_brings_old_key_back(setup_factory, ansible):
     assert s.metadata()["current_version"] == 3
 
 
+def test_rollback_stops_before_vault_when_the_previous_key_does_not_authenticate(setup_factory, ansible):
+    """The previous key is re-enabled, then refused at the provider: Vault keeps serving the new key, and the message
+    says so and that the previous key stays re-enabled."""
+    s = setup_factory("openrouter")
+    assert ansible.run_playbook(ROTATE, inventory=s.inventory(), extra_vars={"rotate_force": True}, env=s.env).rc == 0
+    new_value, meta_before = s.value(), s.metadata()
+    # every probe (GET /key) refused from here on: the rollback's probe of the previous key fails
+    s.emulator.control("POST", "faults", {"provider": "openrouter", "method": "GET", "path": "^/key$",
+                                          "status": 401, "count": 50})
+    result = ansible.run_playbook(ROLLBACK, inventory=s.inventory(rotate_probe_retries=2), env=s.env, args=["-l", HOST])
+    assert result.rc != 0, result
+    message = task_result(result, "Rollback | stop before Vault changes")["msg"]
+    assert re.fullmatch(re.escape(
+        "%s: rollback stopped before Vault was changed: the previous key %s (%s) does not authenticate at openrouter "
+        "(the key was rejected: HTTP 401" % (HOST, s.old["id"], fp(s.old["value"]))) + r"[^()]*" + re.escape(
+        "). Vault still serves %s (version 2). The previous key was re-enabled; disable it again if it should stay off."
+        % fp(new_value)), message), message
+    assert s.metadata() == meta_before and s.value() == new_value
+    assert s.key(s.old["id"])["status"] == "active"
+    assert_no_secret(result.output, s.old["value"], new_value, s.admin)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_rollback_check_mode_reports_the_plan_and_changes_nothing(provider, setup_factory, ansible):
     s = setup_factory(provider)

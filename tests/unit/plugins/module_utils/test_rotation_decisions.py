@@ -412,10 +412,46 @@ def test_plan(name, read, force, resume, works, problem):
 def test_plans_made_at_one_time_name_one_rotation_start():
     """The role reads the plan once per fact: every read dated alike gives the same start, whenever it runs."""
     read = secret()
-    plans = [rotation.plan(read, True, 90 * DAYS, "90d", "", "secret/apps/x", now=AT_EPOCH + 0.9) for _ in range(3)]
+    plans = [rotation.plan(read, True, 90 * DAYS, "90d", "", "secret/apps/x", now=AT_EPOCH + 0.9) for dummy in range(3)]
     assert {p["rotation_started_at"] for p in plans} == {"2026-12-01T12:00:00Z"}
     assert {p["rotation_id"][:14] for p in plans} == {"20261201120000"}
     assert {p["age_seconds"] for p in plans} == {plans[0]["age_seconds"]}
+
+
+# (left over already, new key, old key, old fingerprint, the fingerprint Vault serves now) -> the keys left behind
+SUPERSEDED_TABLE = [
+    ([], "k-2", "k-1", OLD, "sha256:00000000000f", ["k-2", "k-1"]),
+    ([], "k-2", "k-1", OLD, OLD, ["k-2"]),  # the other writer put the previous key back: it is in use, not stale
+    (["k-0"], "k-2", "k-1", OLD, "sha256:00000000000f", ["k-0", "k-2", "k-1"]),
+    ([" k-0 ", "k-2", ""], "k-2", "k-1", OLD, "", ["k-0", "k-2", "k-1"]),  # trimmed, once each, no empty id
+    ([], "", "", OLD, "sha256:00000000000f", []),
+]
+
+
+@pytest.mark.parametrize("stale,new,old,old_fp,served,expected", SUPERSEDED_TABLE)
+def test_superseded_stale(stale, new, old, old_fp, served, expected):
+    assert rotation.superseded_stale(stale, new, old, old_fp, served) == expected
+
+
+# (plan's problem, resume_from, preflight's problems) -> why the run stops before it writes ('' = it goes on)
+PLAN_STOP_TABLE = [
+    ("", "create", [], ""),
+    ("", "none", [], ""),
+    ("", "create", ["deploy_tasks: no such file", "health_url: not set"],
+     "not started, nothing was changed: deploy_tasks: no such file; health_url: not set."),
+    ("", "deploy", ["deploy_tasks: no such file"], "not started, nothing was changed: deploy_tasks: no such file."),
+    # nothing to do, or a stage it does not know: settings that only a rotation needs do not stop it
+    ("", "none", ["deploy_tasks: no such file"], ""),
+    ("no key at secret/x (the secret does not exist): ...", "none", ["deploy_tasks: no such file"],
+     "no key at secret/x (the secret does not exist): ..."),
+    ("the rotation record at secret/x has stage=retiring, ...", "unknown", ["deploy_tasks: no such file"],
+     "the rotation record at secret/x has stage=retiring, ..."),
+]
+
+
+@pytest.mark.parametrize("problem,resume,preflight,expected", PLAN_STOP_TABLE)
+def test_plan_stop(problem, resume, preflight, expected):
+    assert rotation.plan_stop(problem, resume, preflight) == expected
 
 
 # (name, record, stage found, old key, new key) -> the keys left over that the rotation deletes

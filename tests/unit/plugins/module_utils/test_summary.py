@@ -192,3 +192,148 @@ def test_missing_facts_never_raise():
     out = summary.report({"key": "k", "resume_from": "none"})
     assert out["stats"]["result"] == "up_to_date" and out["summary"]["current"]["key_id"] == ""
     assert summary.report({})["stats"]["vault_path"] == "/"
+
+
+# -- why verify did not prove the new key ---------------------------------------------------
+
+def failure_facts(**results):
+    base = {"new_fingerprint": NEW, "provider": "openrouter", "verify_successes": "3",
+            "health_url_shown": "https://app.example/keyz", "verify_probe": None, "verify_confirm": None,
+            "verify_health": None, "verify_health_confirm": None, "failed_task": None, "failed_msg": None}
+    base.update(results)
+    return base
+
+
+LIVE = {"live": True, "attempts": 1}
+# (name, verify's results) -> the sentence
+VERIFY_FAILURE_TABLE = [
+    ("the probe never saw the key live", {"verify_probe": {"live": False, "attempts": 30, "reason": "HTTP 401"}},
+     "the key in Vault (%s) did not authenticate at openrouter after 30 probe(s) (last: HTTP 401)" % NEW),
+    ("a probe that gave up without a reason", {"verify_probe": {"live": False, "failed": True, "msg": "timed out"}},
+     "the key in Vault (%s) did not authenticate at openrouter after 1 probe(s) (last: timed out)" % NEW),
+    ("a probe with nothing to say", {"verify_probe": {"failed": True}},
+     "the key in Vault (%s) did not authenticate at openrouter after 1 probe(s) (last: no answer)" % NEW),
+    ("live, then a confirming probe failed",
+     {"verify_probe": LIVE, "verify_confirm": {"failed": True, "live": False, "probes": 2, "successes": 1,
+                                               "first_failure": "HTTP 401 on probe 2"}},
+     "the key in Vault (%s) went live, then failed confirming probe 2 of 2 after 1 consecutive success(es) "
+     "(HTTP 401 on probe 2)" % NEW),
+    ("a confirming failure with an empty first_failure falls back to msg",
+     {"verify_probe": LIVE, "verify_confirm": {"failed": True, "first_failure": "", "msg": "not live"}},
+     "the key in Vault (%s) went live, then failed confirming probe ? of 2 after 0 consecutive success(es) (not live)"
+     % NEW),
+    ("the application never reported the key",
+     {"verify_probe": LIVE, "verify_confirm": {"live": True}, "verify_health": {"live": False, "attempts": 5,
+                                                                                "fingerprint": OLD, "reason": "old key"}},
+     "the application at https://app.example/keyz did not report the key %s live after 5 probe(s) "
+     "(it reported %s, old key)" % (NEW, OLD)),
+    ("the application reported no key at all",
+     {"verify_probe": LIVE, "verify_health": {"failed": True, "msg": "connection refused"}},
+     "the application at https://app.example/keyz did not report the key %s live after 1 probe(s) "
+     "(it reported no key, connection refused)" % NEW),
+    ("a skipped health check is not a failure",
+     {"verify_probe": LIVE, "verify_health": {"skipped": True}, "failed_task": "Deploy | run the hook",
+      "failed_msg": "hook failed"},
+     "Deploy | run the hook failed: hook failed"),
+    ("the application went back to the old key while confirming",
+     {"verify_probe": LIVE, "verify_health": LIVE, "verify_health_confirm": {"failed": True, "probes": 1,
+                                                                             "first_failure": "reported " + OLD}},
+     "the application at https://app.example/keyz reported the new key live, then not in confirming probe 1 of 2 "
+     "(reported %s)" % OLD),
+    ("a failure before any check (the deploy hook)", {"failed_task": "Deploy | run deploy_tasks", "failed_msg": "exit 2"},
+     "Deploy | run deploy_tasks failed: exit 2"),
+    ("nothing known", {}, "deploy/verify failed: no message"),
+]
+
+
+@pytest.mark.parametrize("name,results,expected", VERIFY_FAILURE_TABLE, ids=[row[0] for row in VERIFY_FAILURE_TABLE])
+def test_verify_failure(name, results, expected):
+    assert summary.verify_failure(failure_facts(**results)) == expected, name
+
+
+# -- a rollback's report -------------------------------------------------------------------
+
+def rollback_facts(**changes):
+    """A rollback of an OpenRouter key from version 2 (k-new) back to the key of version 1 (k-old)."""
+    base = {
+        "key": "app-key", "check_mode": False, "done": False, "provider": "openrouter", "vault_mount": "secret",
+        "vault_path": "apps/app", "current_version": 2, "serving": OLD + "\n",
+        "record": {"key_id": "k-new", "fingerprint": NEW, "previous_key_id": "k-old", "previous_fingerprint": OLD,
+                   "previous_version": "1"},
+        "plan": {"from_key_id": "k-new", "from_fingerprint": NEW, "to_fingerprint": OLD},
+        "reenabled": {"changed": True}, "rolled_back": {"changed": True, "version": 3}, "run_timing": TIMING,
+    }
+    base.update(changes)
+    return base
+
+
+def test_rollback_report_of_a_rollback():
+    reported = summary.rollback_report(rollback_facts())
+    assert reported["summary"] == {
+        "key": "app-key", "result": "rolled back", "serving": OLD + "\n", "vault_version": 3, "key_id": "k-old",
+        "re_enabled": True, "rolled_back_from": "k-new (%s), left active" % NEW}
+    assert reported["stats"] == dict(
+        TIMING, provider="openrouter", vault_path="secret/apps/app", result="rolled_back", changed=True, key_id="k-old",
+        fingerprint=OLD, vault_version=3, previous_key_id="k-new", previous_fingerprint=NEW, re_enabled=True,
+        check_mode=False)
+
+
+@pytest.mark.parametrize("reenabled,says", [({"changed": True}, "re-enable k-old, "), ({"changed": False}, ""),
+                                            ({"skipped": True}, "")])
+def test_rollback_report_in_check_mode_says_what_it_would_do(reenabled, says):
+    reported = summary.rollback_report(rollback_facts(check_mode=True, reenabled=reenabled, rolled_back={"changed": True}))
+    assert reported["summary"]["result"] == (
+        "would roll back: %swrite KV version 1 back as the newest, deploy and verify it" % says)
+    assert reported["summary"]["re_enabled"] is False and reported["summary"]["vault_version"] == 2
+    stats = reported["stats"]
+    assert (stats["result"], stats["changed"], stats["check_mode"], stats["vault_version"]) == ("would_roll_back", False, True, 2)
+
+
+def test_rollback_report_of_a_rollback_done_before():
+    """A second run does not swap back: it reports the record as the first run left it."""
+    record = {"key_id": "k-old", "fingerprint": OLD, "previous_key_id": "k-new", "previous_fingerprint": NEW,
+              "previous_version": "2", "rolled_back_from": "k-new"}
+    reported = summary.rollback_report(rollback_facts(done=True, record=record, current_version=3, reenabled=None,
+                                                      rolled_back={"skipped": True}))
+    assert reported["summary"]["result"] == "already rolled back: verified again"
+    assert (reported["summary"]["key_id"], reported["summary"]["rolled_back_from"]) == ("k-old", "k-new")
+    assert reported["summary"]["vault_version"] == 3 and reported["summary"]["re_enabled"] is False
+    stats = reported["stats"]
+    assert (stats["result"], stats["changed"], stats["key_id"], stats["previous_key_id"], stats["vault_version"]) == (
+        "already_rolled_back", False, "k-old", "k-new", 3)
+
+
+def stop_facts(**changes):
+    base = {"previous_key_id": "k-old", "previous_fingerprint": OLD, "provider": "openrouter", "probe": None,
+            "reenabled": None, "failed_msg": None, "current_fingerprint": NEW, "current_version": 2, "check_mode": False}
+    base.update(changes)
+    return base
+
+
+# (name, changes) -> the message
+ROLLBACK_FAILURE_TABLE = [
+    ("the previous key does not authenticate, after it was re-enabled",
+     {"probe": {"failed": True, "live": False, "reason": "HTTP 401"}, "reenabled": {"changed": True}},
+     "rollback stopped before Vault was changed: the previous key k-old (%s) does not authenticate at openrouter "
+     "(HTTP 401). Vault still serves %s (version 2). The previous key was re-enabled; disable it again if it should "
+     "stay off." % (OLD, NEW)),
+    ("the previous key does not authenticate, it was active already",
+     {"probe": {"failed": True, "msg": "timed out"}, "reenabled": {"skipped": True}},
+     "rollback stopped before Vault was changed: the previous key k-old (%s) does not authenticate at openrouter "
+     "(timed out). Vault still serves %s (version 2)." % (OLD, NEW)),
+    ("re-enabling it failed", {"failed_msg": "HTTP 500 from the provider", "reenabled": {"failed": True}},
+     "rollback stopped before Vault was changed: re-enabling the previous key k-old failed (HTTP 500 from the provider). "
+     "Vault still serves %s (version 2)." % NEW),
+    ("a skipped probe is not the reason", {"probe": {"skipped": True}},
+     "rollback stopped before Vault was changed: re-enabling the previous key k-old failed (no message). "
+     "Vault still serves %s (version 2)." % NEW),
+    ("check mode re-enables nothing", {"probe": {"failed": True, "reason": "HTTP 401"}, "reenabled": {"changed": True},
+                                       "check_mode": True},
+     "rollback stopped before Vault was changed: the previous key k-old (%s) does not authenticate at openrouter "
+     "(HTTP 401). Vault still serves %s (version 2)." % (OLD, NEW)),
+]
+
+
+@pytest.mark.parametrize("name,changes,expected", ROLLBACK_FAILURE_TABLE, ids=[row[0] for row in ROLLBACK_FAILURE_TABLE])
+def test_rollback_failure(name, changes, expected):
+    assert summary.rollback_failure(stop_facts(**changes)) == expected, name
