@@ -90,6 +90,10 @@ def rollback_failure(facts: t.Mapping[str, t.Any]) -> str:
     return summary.rollback_failure(facts or {})
 
 
+def probe_report(facts: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    return summary.probe_report(facts or {})
+
+
 def verify_failure(facts: t.Mapping[str, t.Any]) -> str:
     return summary.verify_failure(facts or {})
 
@@ -144,6 +148,7 @@ class FilterModule:
             "verify_failure": verify_failure,
             "rollback_report": rollback_report,
             "rollback_failure": rollback_failure,
+            "probe_report": probe_report,
             "age_text": age_text,
             "cleanup_plan": cleanup_plan,
             "cleanup_result": cleanup_result,

@@ -317,6 +317,69 @@ def rollback_failure(facts: Facts) -> str:
     return text
 
 
+def probe_report(facts: Facts) -> t.Dict[str, t.Any]:
+    """What the probe entry point reports for one key: ``{"live": ..., "summary": ..., "stats": ..., "message": ...}``.
+
+    ``facts``: ``key``, ``provider``, ``vault_mount``, ``vault_path``, ``active`` (the secret as read), the results of
+    the probe at the provider (``probe``) and of the application's key health endpoint (``health``; None or skipped
+    without a ``health_url``), ``health_url_shown``, ``check_mode`` and ``run_timing``.
+
+    ``live``: the provider accepts the key and, where there is a health endpoint, the application reports it.
+    ``summary`` is printed for a live key; ``message`` says why a key is not live and what to do (empty when live);
+    ``stats``, live or not, is the key's entry in the closing table and ``set_stats``, so that a workflow's failure
+    branch learns which key failed, and why.
+    """
+    active, probe, health = _map(facts.get("active")), _map(facts.get("probe")), _ran(facts.get("health"))
+    record = _map(active.get("custom_metadata"))
+    fingerprint = _text(_map(active.get("fingerprints")).get("api_key"))
+    provider, stage = _text(facts.get("provider")), _text(record.get("stage"))
+    provider_live = bool(probe.get("live"))
+    live = provider_live and (health is None or bool(health.get("live")))
+    served = _text((health or {}).get("fingerprint", "no key"))
+    if live:
+        reason = message = ""
+    elif not provider_live:
+        why = _last_reason(probe)
+        reason = "provider: " + why
+        message = "NOT LIVE. The key in Vault (%s, version %s) is not live at %s: %s" % (
+            fingerprint, _text(active.get("current_version")), provider, why if why.endswith(".") else why + ".")
+    else:
+        why = _last_reason(health or {})
+        reason = "application serves %s: %s" % (served, why)
+        message = ("NOT LIVE. The key in Vault (%s) is live at %s, but the application at %s reports %s (%s): run its "
+                   "deploy hook." % (fingerprint, provider, _text(facts.get("health_url_shown")), served, why))
+    if message and stage:
+        message += " A rotation is unfinished (stage=%s): run the rotate playbook to finish it." % stage
+    stats = {
+        "provider": provider,
+        "vault_path": "%s/%s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path"))),
+        "vault_version": _int(active.get("current_version")),
+        # the record's key id only where the record describes the key Vault serves
+        "key_id": _text(record.get("key_id")) if _text(record.get("fingerprint")) == fingerprint else "",
+        "fingerprint": fingerprint,
+        "application_fingerprint": _text(health.get("fingerprint", "")) if health is not None else "",
+        "unfinished_stage": stage,
+        "check_mode": bool(facts.get("check_mode")),
+    }
+    stats.update(_map(facts.get("run_timing")))
+    stats.update(live=live, provider_live=provider_live, reason=reason)
+    summary = {
+        "key": facts.get("key"),
+        "provider": provider,
+        "vault": "%s/%s version %s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path")),
+                                       _text(active.get("current_version"))),
+        "key_id": record.get("key_id", "unknown"),
+        "fingerprint": fingerprint,
+        "live": live,
+        # authenticated, but the provider refused it the model list (a scope-restricted key)
+        "restricted": bool(probe.get("restricted", False)),
+        "latency_ms": probe.get("latency_ms"),
+        "application": "serves " + served if health is not None else "no health_url",
+        "unfinished_stage": record.get("stage", "none"),
+    }
+    return {"live": live, "summary": summary, "stats": stats, "message": message}
+
+
 def _last_reason(result: t.Mapping[str, t.Any], field: str = "reason", when_empty: bool = False) -> str:
     """A failed check's ``field`` (the module's reason, or first_failure), else its msg, else 'no answer'."""
     value = result.get(field)

@@ -492,6 +492,9 @@ def test_probe_fails_for_a_key_that_is_not_live(setup_factory, ansible):
     result = ansible.run_playbook(PROBE, inventory=s.inventory(), env=s.env)
     assert result.rc != 0, result
     assert "NOT LIVE" in result.output and fp(s.old["value"]) in result.output
+    message = task_result(result, "Probe | report a key that is not live")["msg"]
+    assert re.fullmatch(re.escape("%s: NOT LIVE. The key in Vault (%s, version 1) is not live at openrouter: "
+                                  % (HOST, fp(s.old["value"]))) + r"[^ ].*[^ .]\.", message), message
     assert recap_changed(result) == 0
     assert s.metadata()["current_version"] == 1 and s.key(s.old["id"])["status"] == "disabled"
     assert_no_secret(result.output, s.old["value"], s.admin)

@@ -337,3 +337,83 @@ ROLLBACK_FAILURE_TABLE = [
 @pytest.mark.parametrize("name,changes,expected", ROLLBACK_FAILURE_TABLE, ids=[row[0] for row in ROLLBACK_FAILURE_TABLE])
 def test_rollback_failure(name, changes, expected):
     assert summary.rollback_failure(stop_facts(**changes)) == expected, name
+
+
+# -- the probe entry point's report ----------------------------------------------------------
+
+def probe_facts(**changes):
+    """An OpenRouter key at version 2 whose record names it, live at the provider, no health endpoint."""
+    base = {
+        "key": "app-key", "provider": "openrouter", "vault_mount": "secret", "vault_path": "apps/app",
+        "active": {"exists": True, "current_version": 2, "fingerprints": {"api_key": NEW},
+                   "custom_metadata": {"key_id": "k-new", "fingerprint": NEW}},
+        "probe": {"live": True, "attempts": 1, "latency_ms": 12, "restricted": False}, "health": {"skipped": True},
+        "health_url_shown": "https://app.example/keyz", "check_mode": False, "run_timing": TIMING,
+    }
+    base.update(changes)
+    return base
+
+
+def test_probe_report_of_a_live_key():
+    reported = summary.probe_report(probe_facts())
+    assert reported["live"] is True and reported["message"] == ""
+    assert reported["summary"] == {
+        "key": "app-key", "provider": "openrouter", "vault": "secret/apps/app version 2", "key_id": "k-new",
+        "fingerprint": NEW, "live": True, "restricted": False, "latency_ms": 12, "application": "no health_url",
+        "unfinished_stage": "none"}
+    assert reported["stats"] == dict(
+        TIMING, provider="openrouter", vault_path="secret/apps/app", vault_version=2, key_id="k-new", fingerprint=NEW,
+        application_fingerprint="", unfinished_stage="", check_mode=False, live=True, provider_live=True, reason="")
+
+
+def test_probe_report_names_no_key_id_the_record_does_not_describe():
+    """Someone wrote another key to Vault: the record's key id is not that key's."""
+    reported = summary.probe_report(probe_facts(active={"current_version": 3, "fingerprints": {"api_key": OTHER},
+                                                        "custom_metadata": {"key_id": "k-new", "fingerprint": NEW}}))
+    assert reported["stats"]["key_id"] == "" and reported["summary"]["key_id"] == "k-new"
+
+
+# (name, changes) -> live at the provider, the stats' reason, the message
+PROBE_FAILURE_TABLE = [
+    ("refused at the provider", {"probe": {"live": False, "failed": True, "attempts": 3, "reason": "HTTP 401"}},
+     False, "provider: HTTP 401", "NOT LIVE. The key in Vault (%s, version 2) is not live at openrouter: HTTP 401." % NEW),
+    ("a reason that is a sentence gets no second period",
+     {"probe": {"live": False, "reason": "the key was rejected: HTTP 401 - User not found."}}, False,
+     "provider: the key was rejected: HTTP 401 - User not found.",
+     "NOT LIVE. The key in Vault (%s, version 2) is not live at openrouter: the key was rejected: HTTP 401 - User not "
+     "found." % NEW),
+    ("no answer from the provider", {"probe": {"failed": True, "msg": "timed out"}},
+     False, "provider: timed out", "NOT LIVE. The key in Vault (%s, version 2) is not live at openrouter: timed out." % NEW),
+    ("the application serves the old key",
+     {"health": {"live": False, "failed": True, "fingerprint": OLD, "reason": "another key"}},
+     True, "application serves %s: another key" % OLD,
+     "NOT LIVE. The key in Vault (%s) is live at openrouter, but the application at https://app.example/keyz reports %s "
+     "(another key): run its deploy hook." % (NEW, OLD)),
+    ("the application does not answer", {"health": {"failed": True, "msg": "connection refused"}},
+     True, "application serves no key: connection refused",
+     "NOT LIVE. The key in Vault (%s) is live at openrouter, but the application at https://app.example/keyz reports "
+     "no key (connection refused): run its deploy hook." % NEW),
+    ("an unfinished rotation is named",
+     {"probe": {"live": False, "reason": "HTTP 401"},
+      "active": {"current_version": 2, "fingerprints": {"api_key": NEW},
+                 "custom_metadata": {"key_id": "k-new", "fingerprint": NEW, "stage": "stored"}}},
+     False, "provider: HTTP 401",
+     "NOT LIVE. The key in Vault (%s, version 2) is not live at openrouter: HTTP 401. A rotation is unfinished "
+     "(stage=stored): run the rotate playbook to finish it." % NEW),
+]
+
+
+@pytest.mark.parametrize("name,changes,provider_live,reason,message", PROBE_FAILURE_TABLE,
+                         ids=[row[0] for row in PROBE_FAILURE_TABLE])
+def test_probe_report_of_a_key_that_is_not_live(name, changes, provider_live, reason, message):
+    reported = summary.probe_report(probe_facts(**changes))
+    assert reported["live"] is False, name
+    assert (reported["stats"]["live"], reported["stats"]["provider_live"], reported["stats"]["reason"]) == (
+        False, provider_live, reason)
+    assert reported["message"] == message
+
+
+def test_probe_report_with_a_health_endpoint_that_reports_the_key():
+    reported = summary.probe_report(probe_facts(health={"live": True, "fingerprint": NEW, "attempts": 1}))
+    assert reported["live"] is True
+    assert reported["summary"]["application"] == "serves " + NEW and reported["stats"]["application_fingerprint"] == NEW
