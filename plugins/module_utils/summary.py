@@ -52,6 +52,11 @@ def _map(value: t.Any) -> t.Mapping[str, t.Any]:
     return value if isinstance(value, t.Mapping) else {}
 
 
+def _secret(facts: Facts) -> str:
+    """The secret's ``mount/path``, as the report and the closing table name it."""
+    return "%s/%s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path")))
+
+
 def _attempts(result: t.Optional[t.Mapping[str, t.Any]]) -> int:
     """How many tries an ``until:`` task made (1 when it did not retry), 0 when it did not run."""
     if result is None:
@@ -123,7 +128,7 @@ def _stats(run: _Run) -> t.Dict[str, t.Any]:
             keys[field] = record.get(field) or ""
     stats = {
         "provider": run.get("provider"),
-        "vault_path": "%s/%s" % (run.get("vault_mount"), run.get("vault_path")),
+        "vault_path": _secret(run.f),
         "stage": _stage(run),
         "result": run.result,
         "changed": run.result in ("rotated", "resumed"),
@@ -257,14 +262,17 @@ def rollback_report(facts: Facts) -> t.Dict[str, t.Dict[str, t.Any]]:
     """
     record, plan = _map(facts.get("record")), _map(facts.get("plan"))
     done, check_mode = bool(facts.get("done")), bool(facts.get("check_mode"))
-    re_enabled = bool(_map(facts.get("reenabled")).get("changed")) and not check_mode
+    reenable_changed = bool(_map(facts.get("reenabled")).get("changed"))
+    re_enabled = reenable_changed and not check_mode
+    # the key Vault serves again: an earlier rollback's record already names it as key_id
+    key_id = _text(record.get("key_id")) if done else record.get("previous_key_id")
     rolled_back, current_version = _map(facts.get("rolled_back")), facts.get("current_version")
     if done:
         result, text = "already_rolled_back", "already rolled back: verified again"
     elif check_mode:
         result = "would_roll_back"
         text = "would roll back: %swrite KV version %s back as the newest, deploy and verify it" % (
-            "re-enable %s, " % _text(record.get("previous_key_id")) if _map(facts.get("reenabled")).get("changed") else "",
+            "re-enable %s, " % _text(record.get("previous_key_id")) if reenable_changed else "",
             _text(record.get("previous_version")))
     else:
         result, text = "rolled_back", "rolled back"
@@ -273,17 +281,17 @@ def rollback_report(facts: Facts) -> t.Dict[str, t.Dict[str, t.Any]]:
         "result": text,
         "serving": facts.get("serving"),
         "vault_version": rolled_back.get("version", current_version),
-        "key_id": _text(record.get("key_id")) if done else record.get("previous_key_id"),
+        "key_id": key_id,
         "re_enabled": re_enabled,
         "rolled_back_from": record.get("rolled_back_from") if done else "%s (%s), left active" % (
             _text(plan.get("from_key_id")), _text(plan.get("from_fingerprint"))),
     }
     stats = {
         "provider": facts.get("provider"),
-        "vault_path": "%s/%s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path"))),
+        "vault_path": _secret(facts),
         "result": result,
         "changed": not done and not check_mode,
-        "key_id": _text(record.get("key_id")) if done else record.get("previous_key_id"),
+        "key_id": key_id,
         "fingerprint": _text(facts.get("serving")).strip(),
         "vault_version": _int(rolled_back.get("version") or current_version),
         "previous_key_id": _text(record.get("previous_key_id")) if done else _text(record.get("key_id")),
@@ -304,8 +312,8 @@ def rollback_failure(facts: Facts) -> str:
     serves) and ``check_mode``.
     """
     key = "%s (%s)" % (_text(facts.get("previous_key_id")), _text(facts.get("previous_fingerprint")))
-    probe = facts.get("probe")
-    if isinstance(probe, t.Mapping) and not probe.get("skipped"):
+    probe = _ran(facts.get("probe"))
+    if probe is not None:
         why = "the previous key %s does not authenticate at %s (%s)" % (key, _text(facts.get("provider")), _last_reason(probe))
     else:
         why = "re-enabling the previous key %s failed (%s)" % (_text(facts.get("previous_key_id")),
@@ -352,7 +360,7 @@ def probe_report(facts: Facts) -> t.Dict[str, t.Any]:
         message += " A rotation is unfinished (stage=%s): run the rotate playbook to finish it." % stage
     stats = {
         "provider": provider,
-        "vault_path": "%s/%s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path"))),
+        "vault_path": _secret(facts),
         "vault_version": _int(active.get("current_version")),
         # the record's key id only where the record describes the key Vault serves
         "key_id": _text(record.get("key_id")) if _text(record.get("fingerprint")) == fingerprint else "",
@@ -366,8 +374,7 @@ def probe_report(facts: Facts) -> t.Dict[str, t.Any]:
     summary = {
         "key": facts.get("key"),
         "provider": provider,
-        "vault": "%s/%s version %s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path")),
-                                       _text(active.get("current_version"))),
+        "vault": "%s version %s" % (_secret(facts), _text(active.get("current_version"))),
         "key_id": record.get("key_id", "unknown"),
         "fingerprint": fingerprint,
         "live": live,
@@ -407,7 +414,8 @@ def verify_failure(facts: Facts) -> str:
         return ("the key in Vault (%s) went live, then failed confirming probe %s of %d after %s consecutive success(es) (%s)"
                 % (fingerprint, confirm.get("probes", "?"), confirming, confirm.get("successes", 0),
                    _last_reason(confirm, "first_failure", when_empty=True)))
-    if isinstance(health, t.Mapping) and not health.get("skipped") and not health.get("live", False):
+    health = _ran(health)
+    if health is not None and not health.get("live", False):
         return ("the application at %s did not report the key %s live after %s probe(s) (it reported %s, %s)"
                 % (url, fingerprint, health.get("attempts", 1), health.get("fingerprint", "no key"), _last_reason(health)))
     if health_confirm.get("failed"):
@@ -423,7 +431,7 @@ def report(facts: Facts) -> t.Dict[str, t.Dict[str, t.Any]]:
     summary = {
         "key": run.get("key"),
         "provider": run.get("provider"),
-        "vault": "%s/%s" % (run.get("vault_mount"), run.get("vault_path")),
+        "vault": _secret(run.f),
         "result": _result_text(run),
         "stage": _stage(run),
     }
