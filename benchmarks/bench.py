@@ -13,7 +13,8 @@ process   the module process alone: each module's AnsiballZ payload (kept from o
 modules   per-task wall time inside ansible-playbook: BENCH_N rounds of every module and
           ansible.builtin.ping interleaved in one play; median per module / median of ping.
 rotation  one full rotation of one OpenRouter key (probe delay 0): the rotate role against
-          the naive baseline (benchmarks/baseline/), alternating, BENCH_ROTATIONS each.
+          the naive baseline (benchmarks/baseline/), alternating, BENCH_ROTATIONS each; beside
+          them, ansible-core's floor: a play of as many no-op tasks as the role has, and of one.
 fleet     BENCH_FLEET_SIZES keys at BENCH_FLEET_FORKS forks: wall time, CPU seconds per key
           and peak memory of the whole ansible-playbook process tree, role and baseline.
 
@@ -689,14 +690,49 @@ def breakdown(run: Run) -> t.List[t.Tuple[str, int, int, float]]:
                   key=lambda kv: -kv[3])
 
 
+def floor_side(tasks: int) -> t.Tuple[list, dict, dict]:
+    """A play of ``tasks`` no-op tasks on one local host: what ansible-playbook costs with nothing to do."""
+    play = [{"name": "No-op tasks (ansible-core's per-task floor)", "hosts": "all", "gather_facts": False,
+             "connection": "local",
+             "tasks": [{"name": "no-op %d" % index, "ansible.builtin.debug": {"msg": "nothing"}}
+                       for index in range(tasks)]}]
+    return play, {"all": {"hosts": {"floor": {}}}}, {}
+
+
+def floor_report(walls: t.Dict[str, t.List[float]], cpus: t.Dict[str, t.List[float]], tasks: int) -> dict:
+    """How much of the 0.5x budget ansible-core's own per-task cost leaves, from the floor plays' medians."""
+    base, base_cpu = median(walls["baseline"]), median(cpus["baseline"])
+    one, many = median(walls["floor-1"]), median(walls["floor-role"])
+    per_task = (many - one) / (tasks - 1)
+    fits = int((ROTATION_TARGET * base - one) / per_task) + 1 if per_task > 0 else 0
+    floor_cpu = median(cpus["floor-role"])
+    say("\nansible-core's floor, measured beside them: a play of %d no-op tasks (ansible.builtin.debug, as many as the "
+        "role's tasks, run and skipped) takes %.2f s wall and %.2f s CPU, **%.2f** and **%.2f** of the baseline; a play "
+        "of one no-op task %.2f s. Each no-op task costs %.0f ms, so within %.2fx the baseline (%.2f s) a playbook fits "
+        "at most %d tasks that do nothing."
+        % (tasks, many, floor_cpu, many / base, floor_cpu / base_cpu, one, per_task * 1000, ROTATION_TARGET,
+           ROTATION_TARGET * base, fits))
+    # the role's own tasks: what each costs on average beyond a one-task play's start-up, and how many of those fit
+    role_per_task = (median(walls["role"]) - one) / tasks
+    role_fits = int((ROTATION_TARGET * base - one) / role_per_task) if role_per_task > 0 else 0
+    say("A task of the role costs %.0f ms on average (the role's wall time less the one-task play's, over its %d tasks; "
+        "its own start-up, the role's parsing and the hvac and httpx imports, included): at that cost, %.2fx the baseline "
+        "fits %d of them." % (role_per_task * 1000, tasks, ROTATION_TARGET, role_fits))
+    return {"tasks": tasks, "wall": round(many, 3), "cpu": round(floor_cpu, 3), "one_task_wall": round(one, 3),
+            "per_task_ms": round(per_task * 1000, 1), "ratio": round(many / base, 3),
+            "cpu_ratio": round(floor_cpu / base_cpu, 3), "tasks_within_target": fits,
+            "role_per_task_ms": round(role_per_task * 1000, 1), "role_tasks_within_target": role_fits}
+
+
 def section_rotation(bench: Bench, results: dict) -> None:
     if not bench.baseline_collections:
         say("\n## One rotation: SKIPPED (no community.hashi_vault: run `make bench`, which installs .build/bench-venv)")
         return
     repeats = int(knob("BENCH_ROTATIONS", "5"))
-    walls: t.Dict[str, t.List[float]] = {"role": [], "baseline": []}
-    cpus: t.Dict[str, t.List[float]] = {"role": [], "baseline": []}
+    walls: t.Dict[str, t.List[float]] = {"role": [], "baseline": [], "floor-role": [], "floor-1": []}
+    cpus: t.Dict[str, t.List[float]] = {"role": [], "baseline": [], "floor-role": [], "floor-1": []}
     last: t.Dict[str, Run] = {}
+    role_tasks = 0
     for index in range(repeats):
         order = ("role", "baseline") if index % 2 == 0 else ("baseline", "role")
         for side in order:
@@ -704,6 +740,13 @@ def section_rotation(bench: Bench, results: dict) -> None:
             walls[side].append(run.wall)
             cpus[side].append(run.cpu)
             last[side] = run
+        # ansible-core's floor beside them: as many no-op tasks as the role's first run had, and one
+        role_tasks = role_tasks or len(last["role"].timings)
+        for side, tasks in (("floor-role", role_tasks), ("floor-1", 1)):
+            run = bench.run(*floor_side(tasks))
+            require_ok(run, "the play of %d no-op task(s)" % tasks)
+            walls[side].append(run.wall)
+            cpus[side].append(run.cpu)
     role, base = median(walls["role"]), median(walls["baseline"])
     cpu_ratio = median(cpus["role"]) / median(cpus["baseline"])
     counts = {side: run_executions(last[side]) for side in ("role", "baseline")}
@@ -721,6 +764,7 @@ def section_rotation(bench: Bench, results: dict) -> None:
         % (role / base, ROTATION_TARGET, "met" if role / base <= ROTATION_TARGET else "NOT met"))
     say("ratio role / baseline, CPU time:  %.2f (target <= %.2f: %s)"
         % (cpu_ratio, ROTATION_TARGET, "met" if cpu_ratio <= ROTATION_TARGET else "NOT met"))
+    floor = floor_report(walls, cpus, role_tasks)
     for side in ("role", "baseline"):
         say("\nWhere the %s's time goes (last run, one host):\n" % side)
         say(table(("kind", "tasks", "module executions", "seconds"),
@@ -728,7 +772,7 @@ def section_rotation(bench: Bench, results: dict) -> None:
         overhead = last[side].wall - sum(r["seconds"] for r in last[side].timings)
         say("\nansible-playbook start, parsing and between-task overhead: %.2f s" % overhead)
     results["rotation"] = {"walls": walls, "cpus": cpus, "ratio": round(role / base, 3), "cpu_ratio": round(cpu_ratio, 3),
-                           "module_executions": counts, "pipelining": pipelining,
+                           "module_executions": counts, "pipelining": pipelining, "floor": floor,
                            "breakdown": {s: breakdown(r) for s, r in last.items()},
                            "tasks": {s: [(r["task"], r["action"], r["status"], r["seconds"], executions(r)) for r in run.timings]
                                      for s, run in last.items()}}
