@@ -57,6 +57,21 @@ def _secret(facts: Facts) -> str:
     return "%s/%s" % (_text(facts.get("vault_mount")), _text(facts.get("vault_path")))
 
 
+def _seconds_to(start: t.Any, *checks: t.Any) -> t.Union[int, float]:
+    """Seconds from the timestamp ``start`` to the last answer of the ``checks`` that ran (their ``answered_at``).
+
+    To 0.1 s; 0 when ``start`` is not a timestamp or no check ran and answered (a resumed run that did not do the
+    step). The later of several checks is the end: verify ends with its last confirming probe.
+    """
+    try:
+        begin = float(start)
+    except (TypeError, ValueError):
+        return 0
+    ends = [float(check["answered_at"]) for check in map(_ran, checks)
+            if check is not None and isinstance(check.get("answered_at"), (int, float))]
+    return round(max(ends) - begin, 1) if ends else 0
+
+
 def _attempts(result: t.Optional[t.Mapping[str, t.Any]]) -> int:
     """How many tries an ``until:`` task made (1 when it did not retry), 0 when it did not run."""
     if result is None:
@@ -238,11 +253,12 @@ def _done(run: _Run) -> t.Dict[str, t.Any]:
                      "vault_version": _int(run.get("base_version", 0)), "state": run.get("previous_state")},
         "probes": {
             "pre_verify_attempts": _int(_map(preverify).get("attempts", 1)) if preverify is not None else 0,
-            "pre_verify_seconds": run.get("preverify_seconds", 0),
+            "pre_verify_seconds": _seconds_to(run.f.get("created_ts"), preverify),
             "verify_attempts": _attempts(verify),
             "health_attempts": _attempts(_ran(run.f.get("verify_health"))),
             "consecutive_successes": _int(run.get("verify_successes", 0)) if verify is not None else 0,
-            "seconds_from_store_to_verified": run.get("live_seconds", 0),
+            "seconds_from_store_to_verified": _seconds_to(run.f.get("stored_ts"), verify, run.f.get("verify_confirm"),
+                                                          run.f.get("verify_health"), run.f.get("verify_health_confirm")),
         },
         "revoked": revoked,
         "left_active": left_active,

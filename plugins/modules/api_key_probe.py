@@ -166,6 +166,14 @@ successes:
   returned: always
   type: int
   sample: 3
+answered_at:
+  description:
+    - When the last probe's answer (or failure) came, in seconds since the epoch, by the clock of the host that ran
+      the probe (the controller for a task on it, which is how the C(rotate) role times how long a new key took to
+      authenticate and to be verified).
+  returned: always
+  type: float
+  sample: 1796551200.25
 first_failure:
   description: The RV(reason) of the first probe that failed; null when none failed.
   returned: always
@@ -276,7 +284,7 @@ def consecutive(probe_once, successes, interval, sleep=None):
     """Call ``probe_once()`` (a dict with ``live`` and ``reason``) until it fails or succeeded ``successes`` times.
 
     Returns the last outcome with ``live`` true only when every probe succeeded, plus ``probes``,
-    ``successes`` and ``first_failure``.
+    ``successes``, ``first_failure`` and ``answered_at`` (``time.time()`` once the last probe answered).
     """
     outcome = {}
     done = 0
@@ -287,6 +295,7 @@ def consecutive(probe_once, successes, interval, sleep=None):
         if not outcome["live"]:
             break
         done += 1
+    answered_at = time.time()
     probes = done + (0 if done == successes else 1)
     first_failure = None if done == successes else outcome["reason"]
     if successes > 1:
@@ -295,7 +304,8 @@ def consecutive(probe_once, successes, interval, sleep=None):
         else:
             outcome["reason"] = "%s (probe %d of %d, after %d success%s)" % (
                 outcome["reason"], probes, successes, done, "" if done == 1 else "es")
-    outcome.update(live=first_failure is None, probes=probes, successes=done, first_failure=first_failure)
+    outcome.update(live=first_failure is None, probes=probes, successes=done, first_failure=first_failure,
+                   answered_at=answered_at)
     return outcome
 
 

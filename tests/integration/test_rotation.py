@@ -624,12 +624,22 @@ def test_propagation_delay_longer_than_a_probe_interval(setup_factory, ansible):
     s = setup_factory("openai")
     # counted in refused authentications: the first probes fail however slow the machine
     s.emulator.control("POST", "propagation", {"provider": "openai", "new_key_refusals": 4, "revoke_delay": 0})
-    result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=60, rotate_probe_delay=0.3), extra_vars={"rotate_force": True},
-                                  env=s.env)
+    started = time.monotonic()
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(rotate_probe_retries=60, rotate_probe_delay=0.3,
+                                                                rotate_verify_successes=2),
+                                  extra_vars={"rotate_force": True}, env=s.env)
+    elapsed = time.monotonic() - started
     assert result.rc == 0, result
     s.assert_rotated()
     preverify = task_result(result, "Pre-verify | probe the new key at the provider until it authenticates")
     assert preverify["attempts"] > 1, "the first probes met the propagation delay"
+    # The report's times come from the probes' answers: at least the waits between the attempts
+    # (0.3 s each; the report rounds to 0.1 s) and less than the whole run.
+    probes = task_result(result, "Report | summary")["msg"]["probes"]
+    assert 0.3 * (preverify["attempts"] - 1) - 0.05 <= probes["pre_verify_seconds"] < elapsed, (probes, elapsed)
+    # verify: the first live probe, then one more 0.3 s later
+    assert 0.3 - 0.05 <= probes["seconds_from_store_to_verified"] < elapsed, (probes, elapsed)
+    assert probes["pre_verify_seconds"] + probes["seconds_from_store_to_verified"] < elapsed, (probes, elapsed)
 
 
 # -- resuming after a kill ----------------------------------------------------------

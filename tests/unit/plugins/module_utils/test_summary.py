@@ -28,8 +28,10 @@ def facts(**changes):
         "lease_taken_over": "", "lease_decision": {"outcome": "free"}, "lease_released": {"version": 4},
         "key_name_prefix": "app-key", "base_version": "1", "health_url": "", "health_url_shown": "",
         "verify_successes": 3, "retire_state": "disabled",
-        "preverify": {"attempts": 2}, "preverify_seconds": 0.4,
-        "verify_probe": {"attempts": 4}, "verify_health": {"skipped": True}, "live_seconds": 1.2,
+        "created_ts": 1000.0, "preverify": {"attempts": 2, "answered_at": 1000.4},
+        "stored_ts": 1001.0, "verify_probe": {"attempts": 4, "answered_at": 1001.5},
+        "verify_confirm": {"live": True, "answered_at": 1002.2}, "verify_health": {"skipped": True},
+        "verify_health_confirm": {"skipped": True},
         "grace_period": "7d", "stale_key_ids": [], "stale_kept": [], "orphans_revoked": [],
     }
     base.update(changes)
@@ -162,6 +164,27 @@ def test_probes_of_tasks_that_did_not_run():
                                   verify_health={"attempts": 5}))["summary"]["probes"]
     # a task that ran without retrying made one attempt; a skipped pre-verify still counts as one
     assert (probes["pre_verify_attempts"], probes["verify_attempts"], probes["health_attempts"]) == (1, 1, 5)
+
+
+# (what the run did, fact changes, pre_verify_seconds, seconds_from_store_to_verified)
+TIMES = [
+    ("the base: verify ends with its confirming probe", {}, 0.4, 1.2),
+    ("one success: no confirming probe", {"verify_confirm": {"skipped": True}}, 0.4, 0.5),
+    ("the application's confirming probe ends verify",
+     {"verify_health": {"live": True, "answered_at": 1003.0}, "verify_health_confirm": {"answered_at": 1004.04}},
+     0.4, 3.0),
+    ("resumed at deploy: nothing created or stored by this run",
+     {"created_ts": None, "preverify": None, "stored_ts": None}, 0, 0),
+    ("the report gets an empty fact", {"created_ts": "", "stored_ts": ""}, 0, 0),
+    ("no check ran", {"verify_probe": {"skipped": True}, "verify_confirm": None}, 0.4, 0),
+    ("a probe result without answered_at (a failed task)", {"preverify": {"failed": True, "msg": "x"}}, 0, 1.2),
+]
+
+
+@pytest.mark.parametrize("name,changes,preverify_seconds,verify_seconds", TIMES, ids=[case[0] for case in TIMES])
+def test_seconds_from_the_probes_answers(name, changes, preverify_seconds, verify_seconds):
+    probes = summary.report(facts(**changes))["summary"]["probes"]
+    assert (probes["pre_verify_seconds"], probes["seconds_from_store_to_verified"]) == (preverify_seconds, verify_seconds)
 
 
 @pytest.mark.parametrize("name,changes,lease", [

@@ -122,6 +122,17 @@ def test_consecutive_first_probe_fails():
     assert result["reason"] == "down 0 (probe 1 of 2, after 0 successes)"
 
 
+def test_answered_at_is_the_time_the_last_probe_answered(monkeypatch):
+    clock = iter([1000.0, 1007.5])
+    monkeypatch.setattr(api_key_probe.time, "time", lambda: next(clock))
+    probe_once, calls = outcomes(True, True)
+    result = api_key_probe.consecutive(probe_once, 2, 1, sleep=lambda s: None)
+    # read once, after the last probe: not when the first one answered
+    assert result["answered_at"] == 1000.0 and len(calls) == 2
+    probe_once, calls = outcomes(False, True)
+    assert api_key_probe.consecutive(probe_once, 2, 1, sleep=lambda s: None)["answered_at"] == 1007.5
+
+
 def test_one_success_keeps_the_single_probe_reason():
     probe_once, dummy = outcomes(True)
     result = api_key_probe.consecutive(probe_once, 1, 5, sleep=lambda s: pytest.fail("no wait for one probe"))
