@@ -82,6 +82,32 @@ options:
         description: The field to write the key to.
         type: str
         default: api_key
+  record_in:
+    description:
+      - Keep the rotation record of a KV v2 secret (its C(custom_metadata)) in step with the create, in this one task.
+        Needs O(stage_in).
+      - Before anything is asked of the provider, O(record_in.custom_metadata) is merged into the secret's
+        C(custom_metadata) (keys set to null are removed). If that write fails, nothing is made.
+      - Once the key is made and staged, C(pending_key_id) and C(pending_fingerprint) name it there. If that write
+        fails, the task fails with RV(key_id); the key keeps its name, so a run with O(on_existing=revoke) deletes it.
+      - Vault is reached as for O(stage_in). Nothing is written in check mode.
+      - The C(apikeys.rotation.rotate) role records C(stage=creating) and the rotation's id here, so that a run that
+        dies after the provider made the key leaves a name the next run finds.
+    type: dict
+    suboptions:
+      mount:
+        description: The KV v2 mount.
+        type: str
+        default: secret
+      path:
+        description: The secret's path below the mount.
+        type: str
+        required: true
+      custom_metadata:
+        description:
+          - The keys to merge into the secret's C(custom_metadata) before the provider is asked (strings, or null to
+            remove a key). Unset, nothing is written before.
+        type: dict
   on_existing:
     description:
       - What to do when a key named O(name) already exists at OpenAI or OpenRouter.
@@ -205,6 +231,11 @@ service_account_id:
   returned: with O(provider=openai)
   type: str
   sample: svc_acct_abc
+recorded_in:
+  description: The secret whose C(custom_metadata) names the new key as C(pending_key_id) (C(<mount>/<path>)).
+  returned: when O(record_in) is set, not in check mode
+  type: str
+  sample: secret/apps/web/openai
 orphans_revoked:
   description: Ids of keys named O(name) that were deleted first (O(on_existing=revoke)), or would be in check mode.
   returned: always
@@ -234,12 +265,16 @@ def create(module, provider):
         raise RotationError("name must not be empty")
     check = module.check_mode
     orphans = []
-    staging = None
+    staging = recording = None
+    if params["record_in"] is not None and params["stage_in"] is None:
+        raise RotationError("record_in needs stage_in: a key is recorded as pending only once its value is kept in Vault")
     if params["stage_in"] is not None and not check:
         # Vault is reached (and its mount checked) before anything is made at the provider
         from ansible_collections.apikeys.rotation.plugins.module_utils.vault import open_ref
 
         staging = open_ref("stage_in", params["stage_in"])
+        if params["record_in"] is not None:
+            recording = record_before(staging, params["record_in"])
     if params["api_key_from"] is not None:
         if provider.capabilities.can_create:
             raise RotationError("api_key_from is only for providers that cannot create keys by API (anthropic); "
@@ -290,6 +325,8 @@ def create(module, provider):
     value = created.value if provider.capabilities.can_create else params["api_key"]
     if staging is not None:
         result.update(stage(module, staging, params["stage_in"], value, record, name, provider))
+        if recording is not None:
+            result["recorded_in"] = record_after(recording, record, created.fingerprint, name, provider)
     elif provider.capabilities.can_create:
         result["api_key"] = created.value
     if "service_account_id" in record.extra:
@@ -312,6 +349,33 @@ def stage(module, staging, ref, value, record, name, provider):
             "staged_version": version}
 
 
+def record_before(staging, ref):
+    """The secret that keeps the rotation record (on staging's connection), ``custom_metadata`` merged in first."""
+    from ansible_collections.apikeys.rotation.plugins.module_utils.vault import KV2Secret, write_secret
+
+    try:
+        kv = KV2Secret(staging.connection, ref.get("mount") or "secret", ref["path"])
+        kv.ensure_kv2()
+        if ref.get("custom_metadata") is not None:
+            write_secret(kv, custom_metadata=ref["custom_metadata"])
+    except RotationError as exc:
+        raise RotationError("record_in: %s Nothing was made at the provider." % exc, **exc.details)
+    return kv
+
+
+def record_after(kv, record, fingerprint, name, provider):
+    """Name the new key (id and fingerprint, never its value) as pending in the record."""
+    from ansible_collections.apikeys.rotation.plugins.module_utils.vault import write_secret
+
+    try:
+        write_secret(kv, custom_metadata={"pending_key_id": record.id, "pending_fingerprint": fingerprint})
+    except RotationError as exc:
+        raise RotationError("The key %s was made at %s and kept in Vault, but recording it in %s failed: %s The key "
+                            "stays named %r, so a run with on_existing=revoke deletes it before making another."
+                            % (record.id, provider.display_name, kv.name, exc, name), key_id=record.id, changed=True)
+    return kv.name
+
+
 def main():
     argument_spec = provider_argument_spec(PROVIDER_NAMES)
     argument_spec.update(
@@ -319,6 +383,11 @@ def main():
         api_key=dict(type="str", no_log=True),
         api_key_from=vault_ref_spec(),
         stage_in=vault_ref_spec(version=False),
+        record_in=dict(type="dict", no_log=False, options=dict(
+            mount=dict(type="str", default="secret"),
+            path=dict(type="str", required=True),
+            custom_metadata=dict(type="dict"),
+        )),
         on_existing=dict(type="str", choices=["fail", "revoke"], default="fail"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,

@@ -93,7 +93,7 @@ def test_overlapping_runs_rotate_once(provider, runs, repeat, openbao, emulator,
 
 
 def kill_holding_the_lease(ansible, services: Services, world: World, ttl: str,
-                           task: str = "Create | record the new key's id and fingerprint", **extra_vars: t.Any) -> dict:
+                           task: str = "Create | remember the new key", **extra_vars: t.Any) -> dict:
     """A run killed (SIGKILL, whole tree) as ``task`` starts (by default right after it asked the provider for
     the new key): its lease stays held."""
     env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED="record_results,kill_at", APIKEYS_KILL_AT="name:" + task)
@@ -266,7 +266,7 @@ def test_rollback_and_cleanup_wait_for_a_rotation_in_progress(openbao, emulator,
     # A second rotation (a new Console key staged) dies holding the lease, before it changed anything else.
     console = services.emulator.control("POST", "keys", {"provider": "anthropic", "kind": "api", "name": "console-guarded-2"})
     world.kv.create_or_update_secret(path=world.path + "-next", secret={"api_key": console["value"]}, mount_point="secret")
-    lease = kill_holding_the_lease(ansible, services, world, "15m", task="Create | record the rotation before asking the provider",
+    lease = kill_holding_the_lease(ansible, services, world, "15m", task="Create | create the new key at the provider",
                                    rotate_force=True)
     lease = as_if_elsewhere(world, lease)  # an AWX job's container, say: nothing proves here that it is gone
     assert "stage" not in world.record()

@@ -672,7 +672,7 @@ def test_keys_by_reference_never_leave_the_modules(ansible, emulator, openbao, k
             "probed.fingerprint == made.fingerprint", "stored.fingerprints.api_key == made.fingerprint",
             "matched.matching_key_ids == [made.key_id]"]}},
     ]), env=env, verbosity=4)
-    assert result.rc == 0, result
+    assert result.rc == 0, result.stdout[-3000:]
     value = client.secrets.kv.v2.read_secret_version(path=key_path, raise_on_deleted_version=True)["data"]["data"]["api_key"]
     staged = client.secrets.kv.v2.read_secret_version(path=next_path, raise_on_deleted_version=True)["data"]["data"]
     assert staged == {"api_key": value}
@@ -694,3 +694,55 @@ def test_keys_by_reference_never_leave_the_modules(ansible, emulator, openbao, k
     assert refused.rc != 0 and "stage_in needs the Vault address: set VAULT_ADDR" in refused.output, refused
     assert "Traceback" not in refused.output
     assert state_keys(emulator, "openrouter") == before, "Vault is checked before a key is made"
+
+
+def test_create_keeps_the_record_in_step(ansible, emulator, openbao, kv_path):
+    """record_in: the record is written before the provider is asked and names the new key as pending after it;
+    a record Vault refuses means no key is made; check mode writes nothing."""
+    import hvac  # pylint: disable=import-outside-toplevel
+
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    admin = seed(emulator, "openrouter", "admin")["value"]
+    current = seed(emulator, "openrouter", "api", name="current")
+    client.secrets.kv.v2.create_or_update_secret(path=kv_path, secret={"api_key": current["value"]})
+    client.secrets.kv.v2.update_metadata(path=kv_path, custom_metadata={"keep": "yes", "pending_key_id": "stale"})
+    env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token,
+           "OPENROUTER_MANAGEMENT_KEY": admin, "OPENROUTER_BASE_URL": emulator.base_url("openrouter")}
+
+    def create(name, record_in, **extra):
+        args = {"provider": "openrouter", "name": name, "stage_in": {"path": kv_path + ".next"}, "record_in": record_in}
+        args.update(extra)
+        return task("create", "provider_key_create", args, register="made")
+
+    def metadata():
+        return client.secrets.kv.v2.read_secret_metadata(path=kv_path)["data"]["custom_metadata"]
+
+    record = {"path": kv_path, "custom_metadata": {"stage": "creating", "rotation_id": "r1", "pending_key_id": None}}
+    before = state_keys(emulator, "openrouter")
+    checked = ansible.run_playbook(play([create("recorded", record)]), env=env, check=True)
+    assert checked.rc == 0, checked
+    assert metadata() == {"keep": "yes", "pending_key_id": "stale"}, "check mode writes nothing"
+    assert state_keys(emulator, "openrouter") == before
+
+    result = ansible.run_playbook(play([create("recorded", record)]), env=env, verbosity=3)
+    assert result.rc == 0, result
+    made = result.result("create")["result"]
+    [key] = [k for k in state_keys(emulator, "openrouter") if k["name"] == "recorded"]
+    assert made["recorded_in"] == "secret/" + kv_path and made["key_id"] == key["id"]
+    assert metadata() == {"keep": "yes", "stage": "creating", "rotation_id": "r1", "pending_key_id": key["id"],
+                          "pending_fingerprint": key["fingerprint"]}
+    staged = client.secrets.kv.v2.read_secret_version(path=kv_path + ".next", raise_on_deleted_version=True)
+    assert fp_of(staged["data"]["data"]["api_key"]) == key["fingerprint"]
+    assert_no_secret(result.output + json.dumps(result.events), staged["data"]["data"]["api_key"], admin, current["value"])
+
+    # Vault refuses the record (a value it cannot store): nothing is made, nothing written, the option is named
+    before, recorded = state_keys(emulator, "openrouter"), metadata()
+    bad = {"path": kv_path, "custom_metadata": {"stage": ["creating"]}}
+    refused = ansible.run_playbook(play([create("refused", bad)]), env=env)
+    assert refused.rc != 0 and "record_in: custom_metadata.stage must be a string" in msg(refused.result("create")), refused
+    no_stage = ansible.run_playbook(play([task("create", "provider_key_create", {
+        "provider": "openrouter", "name": "refused", "record_in": record})]), env=env)
+    assert no_stage.rc != 0 and "record_in needs stage_in" in msg(no_stage.result("create")), no_stage
+    for run in (refused, no_stage):
+        assert "Traceback" not in run.output
+    assert state_keys(emulator, "openrouter") == before and metadata() == recorded

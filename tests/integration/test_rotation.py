@@ -680,7 +680,7 @@ def kill_at_task(proc: subprocess.Popen, task_name: str, timeout: float = 120) -
 
 RESUME_POINTS = {
     # killed as this task starts -> the stage the record must then show
-    "after-create": ("Create | record the new key's id and fingerprint", "creating"),
+    "after-create": ("Create | remember the new key", "creating"),
     "after-store": ("Verify | read the active key back from Vault", "stored"),
     "inside-store": ("Verify | read the active key back from Vault", "stored"),
     "after-verify": ("Retire | revoke the previous key", "verified"),
