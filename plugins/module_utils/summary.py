@@ -416,13 +416,16 @@ def verify_failure(facts: Facts) -> str:
 
     ``facts``: ``new_fingerprint``, ``provider``, ``verify_successes``, ``health_url_shown``, the results of verify's
     checks (``verify_probe``, ``verify_confirm``, ``verify_health``, ``verify_health_confirm``; None when not
-    registered) and, for a failure before any of them (a deploy hook, the read-back), the failed task's name and
+    registered) and, for a failure before any of them (a deploy hook), the failed task's name and
     msg (``failed_task``, ``failed_msg``). The first check that failed is named, in the order verify runs them.
     """
     fingerprint, confirming = _text(facts.get("new_fingerprint")), _int(facts.get("verify_successes")) - 1
     probe, confirm = facts.get("verify_probe"), _map(facts.get("verify_confirm"))
     health, health_confirm = facts.get("verify_health"), _map(facts.get("verify_health_confirm"))
     url = _text(facts.get("health_url_shown"))
+    if isinstance(probe, t.Mapping) and (probe.get("vault_error") or probe.get("key_mismatch")):
+        # the probe read no key to try: Vault refused the read, or holds another key
+        return "the key to verify could not be read from Vault: %s" % _text(probe.get("msg") or "no message")
     if isinstance(probe, t.Mapping) and not probe.get("live", False):
         return "the key in Vault (%s) did not authenticate at %s after %s probe(s) (last: %s)" % (
             fingerprint, _text(facts.get("provider")), probe.get("attempts", 1), _last_reason(probe))

@@ -909,7 +909,8 @@ def source_version_data(kv: KV2Secret, version: int, current_version: int) -> t.
 def write_secret(kv: KV2Secret, data: t.Optional[t.Dict[str, str]] = None, data_from_version: t.Optional[int] = None,
                  custom_metadata: t.Optional[t.Dict[str, t.Optional[str]]] = None, cas: t.Optional[int] = None,
                  check_mode: bool = False, register_secret: t.Callable[[str], None] = lambda value: None,
-                 data_from_path: t.Optional[str] = None) -> t.Dict[str, t.Any]:
+                 data_from_path: t.Optional[str] = None, require_fingerprint: t.Optional[str] = None,
+                 require_field: str = "api_key") -> t.Dict[str, t.Any]:
     """Read, compare, then write: a new version only when the data differs, metadata only when it differs.
 
     Returns the module result (``changed``, ``version``, ``previous_version``, ``created``,
@@ -940,6 +941,13 @@ def write_secret(kv: KV2Secret, data: t.Optional[t.Dict[str, str]] = None, data_
 
     if cas is not None and cas != current_version:
         raise cas_conflict_error(kv.mount, kv.path, cas, current_version)
+    if require_fingerprint is not None:
+        held = fingerprint_map(current_data)
+        if held.get(require_field) != require_fingerprint:
+            raise VaultError("%s: the latest version (%s) holds %s in %s, not %s. Nothing was written."
+                             % (kv.name, current_version or "none", held.get(require_field) or "no value", require_field,
+                                require_fingerprint), "fingerprint_conflict", None, kv.data_path, fingerprint_conflict=True,
+                             current_version=current_version or None, fingerprints=held)
     expected_version = current_version if cas is None else cas
 
     desired_data: t.Optional[t.Dict[str, t.Any]] = None
@@ -1169,6 +1177,12 @@ def open_ref(option: str, ref: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[
 
 def read_ref(option: str, ref: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[str, str]] = None) -> str:
     """The value of ``ref['field']`` in the secret ``ref`` names (its ``version``, else the latest)."""
+    return read_ref_version(option, ref, env)[0]
+
+
+def read_ref_version(option: str, ref: t.Mapping[str, t.Any],
+                     env: t.Optional[t.Mapping[str, str]] = None) -> t.Tuple[str, int]:
+    """``read_ref``'s value and the version it was read from."""
     kv = open_ref(option, ref, env)
     version = ref.get("version")
     found = kv.read_version(version)
@@ -1183,7 +1197,7 @@ def read_ref(option: str, ref: t.Mapping[str, t.Any], env: t.Optional[t.Mapping[
     if not isinstance(value, str) or not value.strip():
         raise VaultError("%s has no field %s holding a key. Nothing was changed." % (what, field), "invalid_input",
                          None, kv.data_path)
-    return value
+    return value, found.version
 
 
 def write_ref(kv: KV2Secret, ref: t.Mapping[str, t.Any], value: str) -> int:

@@ -76,6 +76,10 @@ options:
       - The fingerprint (C(sha256:) and 12 hex digits) of the key the application should serve. Required with
         O(health_url).
       - An application that reports the full 64-hex SHA-256 also matches.
+      - With O(api_key_from), the fingerprint of the key the secret must hold. When the version read holds another
+        key (or none), the task fails before any probe with RV(key_mismatch), RV(fingerprint) naming the key found.
+        The C(apikeys.rotation.rotate) role's verify reads the newest version this way, so that it probes only the key
+        the rotation stored.
     type: str
   health_validate_certs:
     description:
@@ -190,8 +194,8 @@ latency_ms:
   type: int
   sample: 84
 fingerprint:
-  description: Provider mode - the fingerprint of O(api_key). Application mode - the fingerprint the application
-    reported (same as RV(reported_fingerprint)).
+  description: Provider mode - the fingerprint of the key probed (O(api_key), or the key read with O(api_key_from)).
+    Application mode - the fingerprint the application reported (same as RV(reported_fingerprint)).
   returned: always
   type: str
   sample: "sha256:0a1b2c3d4e5f"
@@ -246,6 +250,18 @@ http:
   returned: always
   type: dict
   sample: {"requests": 1, "retries": 0, "retry_wait": 0.0}
+api_key_version:
+  description: With O(api_key_from), the version of the secret the key was read from.
+  returned: with O(api_key_from), when a key was read (and with RV(key_mismatch) when the version is known)
+  type: int
+  sample: 4
+key_mismatch:
+  description:
+    - V(true) when the task failed because the key read with O(api_key_from) is not the one O(expected_fingerprint)
+      names (or there is none); nothing was probed, and RV(fingerprint) names the key found (null for none).
+  returned: on that failure
+  type: bool
+  sample: true
 """
 
 import time
@@ -356,14 +372,35 @@ def probe(module, _provider):
     successes, interval = probe_limits(module.params)
     if module.params["api_key_from"] is not None:
         # the key is read here, from Vault, and never passes through a task variable
-        from ansible_collections.apikeys.rotation.plugins.module_utils.vault import read_ref
+        from ansible_collections.apikeys.rotation.plugins.module_utils.vault import VaultError, read_ref_version
 
-        api_key = read_ref("api_key_from", module.params["api_key_from"])
-        module.no_log_values.add(api_key)
-        return probe_provider(module, api_key, successes, interval)
+        ref, expected = module.params["api_key_from"], module.params["expected_fingerprint"]
+        try:
+            api_key, version = read_ref_version("api_key_from", ref)
+        except VaultError as exc:
+            if expected is None or exc.category not in ("not_found", "version_deleted"):
+                raise
+            # no key where the expected one should be: the same answer as another key
+            api_key, version = None, exc.details.get("version")
+        if api_key is not None:
+            module.no_log_values.add(api_key)
+        if expected is not None:
+            found = fingerprint(api_key) if api_key is not None else None
+            if found != expected.strip().lower():
+                raise RotationError("api_key_from: the %s of %s/%s holds %s, not the key %s (expected_fingerprint). "
+                                    "Nothing was probed." % (
+                                        "version %d" % version if version else "latest version",
+                                        (ref.get("mount") or "secret").strip("/"), ref["path"].strip("/"),
+                                        "the key " + found if found else "no key", expected),
+                                    key_mismatch=True, fingerprint=found, api_key_version=version)
+        result = probe_provider(module, api_key, successes, interval)
+        result["api_key_version"] = version
+        return result
     if module.params["api_key"] is not None:
         if not module.params["api_key"].strip():
             raise RotationError("api_key is empty")
+        if module.params["expected_fingerprint"] is not None:
+            raise RotationError("expected_fingerprint goes with health_url or api_key_from, not with api_key")
         return probe_provider(module, module.params["api_key"], successes, interval)
     return probe_health(module, successes, interval)
 

@@ -60,6 +60,18 @@ options:
         expected and which one Vault holds.
       - Defaults to the version read at the start of the task (V(0) if the secret does not exist).
     type: int
+  require_fingerprint:
+    description:
+      - Write only while the latest version's field O(require_field) holds the value with this fingerprint
+        (V(sha256:) followed by 12 hex characters). Otherwise the task fails with RV(fingerprint_conflict), writing
+        nothing, and says which key Vault holds.
+      - The C(apikeys.rotation.rotate) role closes a rotation's record this way, so that a key someone else wrote
+        after the rotation proved its own does not go unnoticed.
+    type: str
+  require_field:
+    description: The field of the latest version that O(require_fingerprint) is about.
+    type: str
+    default: api_key
 attributes:
   check_mode:
     support: full
@@ -144,8 +156,10 @@ created:
   type: bool
   sample: false
 fingerprints:
-  description: For each key of the latest data after the task, the fingerprint of its value.
-  returned: success
+  description:
+    - For each key of the latest data after the task, the fingerprint of its value.
+    - On a fingerprint conflict (RV(fingerprint_conflict)), those of the latest data Vault holds.
+  returned: success, and on a fingerprint conflict
   type: dict
   sample: {"api_key": "sha256:3f1d2a9c8b7e"}
 custom_metadata:
@@ -156,8 +170,8 @@ custom_metadata:
 vault_error:
   description:
     - On failure, what went wrong, one of V(unreachable), V(timeout), V(tls), V(sealed), V(not_initialized),
-      V(permission_denied), V(auth_failed), V(mount_missing), V(not_kv2), V(cas_conflict), V(version_missing),
-      V(version_deleted), V(version_destroyed), V(invalid_input), V(invalid_request), V(rate_limited),
+      V(permission_denied), V(auth_failed), V(mount_missing), V(not_kv2), V(cas_conflict), V(fingerprint_conflict),
+      V(version_missing), V(version_deleted), V(version_destroyed), V(invalid_input), V(invalid_request), V(rate_limited),
       V(not_consistent), V(server_error), V(vault_error).
   returned: failure
   type: str
@@ -167,8 +181,14 @@ cas_conflict:
   returned: failure
   type: bool
   sample: true
+fingerprint_conflict:
+  description: V(true) when the task failed because the latest version does not hold O(require_fingerprint) (nothing
+    was written). RV(current_version) and RV(fingerprints) then describe what Vault holds.
+  returned: failure
+  type: bool
+  sample: true
 current_version:
-  description: On a check-and-set conflict, the version Vault holds.
+  description: On a check-and-set or fingerprint conflict, the version Vault holds.
   returned: failure
   type: int
   sample: 5
@@ -191,6 +211,8 @@ def main() -> None:
             data_from_path=dict(type="str"),
             custom_metadata=dict(type="dict"),
             cas=dict(type="int"),
+            require_fingerprint=dict(type="str"),
+            require_field=dict(type="str", default="api_key", no_log=False),
         ),
         mutually_exclusive=[("data", "data_from_version")],
         required_by={"data_from_path": "data_from_version"},
@@ -205,6 +227,8 @@ def main() -> None:
             data_from_path=module.params["data_from_path"],
             custom_metadata=module.params["custom_metadata"],
             cas=module.params["cas"],
+            require_fingerprint=module.params["require_fingerprint"],
+            require_field=module.params["require_field"],
             check_mode=module.check_mode,
             register_secret=module.register_secret,
         )

@@ -515,7 +515,7 @@ def test_a_rotation_left_by_the_previous_role_is_finished(kill_at, stage, openba
 # -- the deploy target: killed while it delivers, or right after ---------------------------
 
 @pytest.mark.parametrize("kill_at", ["Deploy | write the key to the Cloudflare Worker secret",
-                                     "Verify | read the active key back from Vault"])
+                                     "Verify | probe the active key at the provider until it is live"])
 @pytest.mark.parametrize("provider", ["anthropic", "openrouter"])
 def test_killed_during_the_cloudflare_deploy_target_rerun_delivers_once(kill_at, provider, openbao, emulator, ansible,
                                                                         kv_path):

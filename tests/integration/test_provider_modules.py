@@ -746,3 +746,46 @@ def test_create_keeps_the_record_in_step(ansible, emulator, openbao, kv_path):
     for run in (refused, no_stage):
         assert "Traceback" not in run.output
     assert state_keys(emulator, "openrouter") == before and metadata() == recorded
+
+
+def test_probe_refuses_a_key_other_than_the_expected_one(ansible, emulator, openbao, kv_path):
+    """api_key_from with expected_fingerprint: the key read must be the expected one, or nothing is probed."""
+    import hvac  # pylint: disable=import-outside-toplevel
+
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    admin = seed(emulator, "openrouter", "admin")["value"]
+    first, second = seed(emulator, "openrouter", "api", name="first"), seed(emulator, "openrouter", "api", name="second")
+    for key in (first, second):
+        client.secrets.kv.v2.create_or_update_secret(path=kv_path, secret={"api_key": key["value"]})
+    env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token,
+           "OPENROUTER_MANAGEMENT_KEY": admin, "OPENROUTER_BASE_URL": emulator.base_url("openrouter")}
+
+    def probe(name, expected, **ref):
+        return task(name, "api_key_probe", {"provider": "openrouter", "api_key_from": dict(ref, path=kv_path),
+                                            "expected_fingerprint": expected}, ignore_errors=True)
+
+    requests_before = len(hits(emulator)["requests"])
+    result = ansible.run_playbook(play([
+        probe("newest is expected", second["fingerprint"]),
+        probe("newest is another", first["fingerprint"]),
+        probe("pinned version", first["fingerprint"], version=1),
+        task("with api_key", "api_key_probe", {"provider": "openrouter", "api_key": second["value"],
+                                               "expected_fingerprint": second["fingerprint"]}, ignore_errors=True),
+    ]), env=env, verbosity=3)
+    assert result.rc == 0, result.stdout[-3000:]
+    ok = result.result("newest is expected")["result"]
+    assert ok["live"] is True and ok["api_key_version"] == 2 and ok["fingerprint"] == second["fingerprint"]
+    assert result.result("newest is another")["event"] == "failed"
+    refused = result.result("newest is another")["result"]
+    assert refused["key_mismatch"] is True and refused["fingerprint"] == second["fingerprint"]
+    assert refused["api_key_version"] == 2 and "Nothing was probed" in refused["msg"]
+    assert result.result("pinned version")["result"]["live"] is True
+    assert "expected_fingerprint goes with health_url or api_key_from" in msg(result.result("with api_key"))
+    assert len(hits(emulator)["requests"]) - requests_before == 2, "one probe each for the two expected keys, none else"
+
+    # the newest version deleted: no key where the expected one should be
+    client.secrets.kv.v2.delete_latest_version_of_secret(path=kv_path)
+    gone = ansible.run_playbook(play([probe("deleted", second["fingerprint"])]), env=env)
+    deleted = gone.result("deleted")["result"]
+    assert deleted["key_mismatch"] is True and deleted["fingerprint"] is None and "holds no key" in deleted["msg"]
+    assert_no_secret(result.output + gone.output + json.dumps(result.events), first["value"], second["value"], admin)

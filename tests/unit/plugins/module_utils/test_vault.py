@@ -503,6 +503,35 @@ def test_metadata_only_writes_no_version():
     assert write_secret(kv, custom_metadata={"stage": None})["changed"] is False
 
 
+@pytest.mark.parametrize("versions,deleted,held", [
+    ([{"api_key": "a"}, {"api_key": "b"}], (), fp("b")),  # another key is the newest
+    ([{"api_key": "a"}, {"other": "a"}], (), None),  # the newest has no such field
+    ([{"api_key": "a"}, {"api_key": "a"}], {2}, None),  # the newest is deleted
+    ([], (), None),  # no secret
+])
+def test_require_fingerprint_refuses_another_key(versions, deleted, held):
+    kv = FakeKV(versions, {"stage": "verified"}, deleted=deleted)
+    for check_mode in (True, False):
+        with pytest.raises(VaultError) as info:
+            write_secret(kv, custom_metadata={"stage": None}, require_fingerprint=fp("a"), check_mode=check_mode)
+        error = info.value
+        assert error.category == "fingerprint_conflict" and error.details["fingerprint_conflict"] is True
+        assert error.details["current_version"] == (len(versions) or None)
+        assert error.details["fingerprints"].get("api_key") == held
+        assert ("holds %s in api_key, not %s. Nothing was written." % (held or "no value", fp("a"))) in error.message
+        assert kv.writes == [] and kv.metadata_writes == []
+
+
+def test_require_fingerprint_writes_when_the_key_is_there():
+    kv = FakeKV([{"api_key": "b", "other": "a"}], {"stage": "verified"})
+    with pytest.raises(VaultError):
+        write_secret(kv, custom_metadata={"stage": None}, require_fingerprint=fp("a"))
+    result = write_secret(kv, custom_metadata={"stage": None}, require_fingerprint=fp("a"), require_field="other")
+    assert result["changed"] is True and kv.metadata_writes == [{}]
+    result = write_secret(kv, custom_metadata={"done": "yes"}, require_fingerprint=fp("b"))
+    assert result["changed"] is True and kv.metadata_writes == [{}, {"done": "yes"}]
+
+
 def test_stale_cas_writes_nothing():
     kv = FakeKV([{"api_key": "a"}, {"api_key": "b"}])
     with pytest.raises(VaultError) as info:
