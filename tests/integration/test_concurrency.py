@@ -208,7 +208,10 @@ def test_run_that_lost_its_lease_stops_before_retiring(openbao, emulator, ansibl
     try:
         wait_for(lambda: world.record().get("stage") == "stored" or slow.proc.poll() is not None, 180, "the first run to store")
         assert slow.proc.poll() is None, slow.output[-3000:]
-        slow_owner = world.lease()["owner"]
+        lease = world.lease()
+        slow_owner = lease["owner"]
+        # the first run waits in its deploy hook, renewing nothing, until its lease has expired
+        wait_for(lambda: time.time() > float(lease["expires_epoch"]) + 0.5, 60, "the first run's lease to expire")
         fast = Run(ansible, ROTATE, inventory([world]), services.env)
         wait_for(lambda: (world.lease() or {}).get("owner") != slow_owner or fast.proc.poll() is not None, 180,
                  "the second run to take the expired lease over")
@@ -235,7 +238,9 @@ def test_overtaken_run_whose_verify_fails_restores_nothing(openbao, emulator, an
     try:
         wait_for(lambda: world.record().get("stage") == "stored" or slow.proc.poll() is not None, 180, "the first run to store")
         assert slow.proc.poll() is None, slow.output[-3000:]
-        slow_owner = world.lease()["owner"]
+        lease = world.lease()
+        slow_owner = lease["owner"]
+        wait_for(lambda: time.time() > float(lease["expires_epoch"]) + 0.5, 60, "the first run's lease to expire")
         fast = Run(ansible, ROTATE, inventory([world]), services.env, extra_vars={"hook_flag": str(fast_flag)})
         fast_flag.write_text("go")
         assert fast.wait() == 0, fast.output[-4000:]
@@ -334,7 +339,13 @@ def test_run_that_planned_before_a_manual_write_stops(openbao, emulator, ansible
 def test_lease_is_renewed_only_when_a_third_of_its_ttl_has_passed(ttl, steps, openbao, emulator, ansible, kv_path):
     """A lease this run wrote less than a third of the TTL ago cannot have expired: no renewal write then."""
     services = Services(openbao, emulator)
-    world = World(services, "openrouter", "renewals", kv_path, rotate_lease_ttl=ttl)
+    # Probes 0.4 s apart, more than a third of the short TTL, and the new key's first probe refused: a third of
+    # the TTL passes before the store (pre-verify waits once) and before retire (verify's confirming probes wait
+    # once between them), however fast the tasks around them run.
+    world = World(services, "openrouter", "renewals", kv_path, rotate_lease_ttl=ttl, rotate_probe_delay=0.4,
+                  rotate_verify_successes=3)
+    services.emulator.control("POST", "faults", {"provider": "openrouter", "method": "GET", "path": "^/key$",
+                                                 "status": 401, "count": 1})
     run = Run(ansible, ROTATE, inventory([world]), services.env, extra_vars={"rotate_force": True})
     assert run.wait() == 0, run.output[-4000:]
     assert world.problems() == [], world.problems()
