@@ -19,14 +19,15 @@ def console_key_wait(age_seconds: t.Any, max_age_seconds: t.Any, wait_seconds: t
     return report.console_key_wait(float(age_seconds or 0), float(max_age_seconds or 0), float(wait_seconds or 0), float(now))
 
 
-def facts_of(hosts: t.Sequence[str], hostvars: t.Mapping[str, t.Any], name: str) -> t.Dict[str, t.Any]:
-    """``{host: hostvars[host][name]}`` for every host, None where the fact is not set (its run failed first)."""
+def facts_of(hosts: t.Sequence[str], hostvars: t.Mapping[str, t.Any], name: str, field: str = "") -> t.Dict[str, t.Any]:
+    """``{host: hostvars[host][name]}`` (or its ``field``) for every host, None where the fact is not set (its run failed first)."""
     found: t.Dict[str, t.Any] = {}
     for host in hosts:
         try:
-            found[host] = hostvars[host].get(name)
+            value = hostvars[host].get(name)
         except KeyError:
-            found[host] = None
+            value = None
+        found[host] = value.get(field) if field and isinstance(value, t.Mapping) else (None if field else value)
     return found
 
 

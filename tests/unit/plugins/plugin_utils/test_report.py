@@ -196,3 +196,15 @@ def test_console_key_wait_ends_console_key_wait_past_max_age(age_days, waiting):
     assert wait["waiting"] is waiting
     assert wait["due_at"] == report.time_text(NOW - age_days * DAY + 30 * DAY)
     assert wait["fails_from"] == report.time_text(NOW - age_days * DAY + 37 * DAY)
+
+
+def test_facts_of_a_fact_or_one_of_its_fields():
+    from ansible_collections.apikeys.rotation.plugins.filter.report import facts_of  # pylint: disable=import-outside-toplevel
+
+    hostvars = {"a": {"rotate_rotation_report": {"summary": {"x": 1}, "stats": {"result": "rotated"}}},
+                "b": {"rotate_rotation_report": "not a dict"}, "c": {}}
+    hosts = ["a", "b", "c", "gone"]
+    assert facts_of(hosts, hostvars, "rotate_rotation_report", "stats") == {
+        "a": {"result": "rotated"}, "b": None, "c": None, "gone": None}
+    assert facts_of(hosts, hostvars, "rotate_rotation_report") == {
+        "a": hostvars["a"]["rotate_rotation_report"], "b": "not a dict", "c": None, "gone": None}
