@@ -97,11 +97,18 @@ options:
     default: 1
   interval:
     description:
-      - Seconds between two consecutive probes when O(successes) is greater than 1 (not waited before the first
-        probe or after the last).
+      - Seconds between two consecutive probes when O(successes) is greater than 1 (not waited after the last, nor
+        before the first unless O(previous_probe_at) is set).
       - Between 0 and 600.
     type: float
     default: 1
+  previous_probe_at:
+    description:
+      - When an earlier probe of the same key answered (its RV(answered_at), seconds since the epoch). The first probe
+        then waits until O(interval) seconds after it, so that consecutive probes split over two tasks (a first
+        success found with C(until), then the further successes) stay O(interval) apart.
+      - A time already O(interval) or more in the past means no wait.
+    type: float
 attributes:
   check_mode:
     support: full
@@ -132,12 +139,13 @@ EXAMPLES = r"""
   delay: 3
   no_log: true
 
-- name: Then it stays live - two more successes, 3 seconds apart, in one task
+- name: Then it stays live - two more successes, 3 seconds apart (the first 3 seconds after the one above)
   apikeys.rotation.api_key_probe:
     provider: openai
     api_key: "{{ new_key.api_key }}"
     successes: 2
     interval: 3
+    previous_probe_at: "{{ probe.answered_at }}"
   register: confirm
   failed_when: not confirm.live
   no_log: true
@@ -296,14 +304,20 @@ def probe_limits(params):
     return successes, interval
 
 
-def consecutive(probe_once, successes, interval, sleep=None):
+def consecutive(probe_once, successes, interval, sleep=None, since=None):
     """Call ``probe_once()`` (a dict with ``live`` and ``reason``) until it fails or succeeded ``successes`` times.
 
-    Returns the last outcome with ``live`` true only when every probe succeeded, plus ``probes``,
-    ``successes``, ``first_failure`` and ``answered_at`` (``time.time()`` once the last probe answered).
+    The probes are ``interval`` seconds apart; with ``since`` (when an earlier probe answered), the
+    first one too. Returns the last outcome with ``live`` true only when every probe succeeded, plus
+    ``probes``, ``successes``, ``first_failure`` and ``answered_at`` (``time.time()`` once the last
+    probe answered).
     """
     outcome = {}
     done = 0
+    if since is not None:
+        wait = float(since) + interval - time.time()
+        if wait > 0:
+            (sleep or time.sleep)(min(wait, interval))
     for index in range(successes):
         if index:
             (sleep or time.sleep)(interval)
@@ -334,7 +348,8 @@ def probe_provider(module, api_key, successes, interval):
         module.no_log_values.add(provider.options.admin_key)
     try:
         api_key = provider.validate_key(api_key)
-        result = consecutive(lambda: provider.probe(api_key).as_dict(), successes, interval)
+        result = consecutive(lambda: provider.probe(api_key).as_dict(), successes, interval,
+                             since=params["previous_probe_at"])
         result.update(changed=False, mode="provider", fingerprint=fingerprint(api_key), http=provider.stats)
         return result
     finally:
@@ -361,7 +376,7 @@ def probe_health(module, successes, interval):
             return evaluate_health(None, exc, expected, started)
 
     try:
-        outcome = consecutive(probe_once, successes, interval)
+        outcome = consecutive(probe_once, successes, interval, since=params["previous_probe_at"])
     finally:
         client.close()
     outcome.update(changed=False, mode="health", fingerprint=outcome["reported_fingerprint"], http=dict(client.stats))
@@ -415,6 +430,7 @@ def main():
         health_validate_certs=dict(type="bool", default=True),
         successes=dict(type="int", default=1),
         interval=dict(type="float", default=1.0),
+        previous_probe_at=dict(type="float"),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

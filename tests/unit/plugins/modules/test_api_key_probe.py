@@ -122,6 +122,20 @@ def test_consecutive_first_probe_fails():
     assert result["reason"] == "down 0 (probe 1 of 2, after 0 successes)"
 
 
+@pytest.mark.parametrize("since,waits", [
+    (999.5, [0.5, 1]),  # answered half an interval ago: the first probe waits the rest
+    (998.0, [1]),  # longer ago than an interval: no wait before the first probe
+    (1003.0, [1, 1]),  # a clock behind the earlier answer: never more than one interval
+    (None, [1]),
+])
+def test_previous_probe_at_keeps_the_first_probe_an_interval_after_it(monkeypatch, since, waits):
+    monkeypatch.setattr(api_key_probe.time, "time", lambda: 1000.0)
+    probe_once, calls = outcomes(True, True)
+    waited = []
+    result = api_key_probe.consecutive(probe_once, 2, 1, sleep=waited.append, since=since)
+    assert waited == waits and len(calls) == 2 and result["live"] is True
+
+
 def test_answered_at_is_the_time_the_last_probe_answered(monkeypatch):
     clock = iter([1000.0, 1007.5])
     monkeypatch.setattr(api_key_probe.time, "time", lambda: next(clock))
