@@ -27,7 +27,9 @@ def facts_of(hosts: t.Sequence[str], hostvars: t.Mapping[str, t.Any], name: str,
             value = hostvars[host].get(name)
         except KeyError:
             value = None
-        found[host] = value.get(field) if field and isinstance(value, t.Mapping) else (None if field else value)
+        if field:
+            value = value.get(field) if isinstance(value, t.Mapping) else None
+        found[host] = value
     return found
 
 

@@ -282,6 +282,7 @@ from ansible_collections.apikeys.rotation.plugins.module_utils.providers import 
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (
     FINGERPRINT_RE,
     evaluate_health,
+    fingerprints_match,
     http_limits,
     provider_argument_spec,
 )
@@ -356,13 +357,19 @@ def probe_provider(module, api_key, successes, interval):
         provider.close()
 
 
-def probe_health(module, successes, interval):
-    params = module.params
-    url = check_url(params["health_url"], "health_url", params["allow_insecure_http"])
+def expected_fingerprint(params):
+    """``expected_fingerprint``, lower-cased, refused unless it is sha256: and 12 to 64 hex digits."""
     expected = (params["expected_fingerprint"] or "").strip().lower()
     if not FINGERPRINT_RE.match(expected):
         raise RotationError("expected_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r"
                             % params["expected_fingerprint"])
+    return expected
+
+
+def probe_health(module, successes, interval):
+    params = module.params
+    url = check_url(params["health_url"], "health_url", params["allow_insecure_http"])
+    expected = expected_fingerprint(params)
     timeout, retries, max_wait = http_limits(params)
     client = HttpClient(url, "health_url", timeout=timeout, retries=retries,
                         max_retry_wait=max_wait, verify=params["health_validate_certs"])
@@ -389,19 +396,20 @@ def probe(module, _provider):
         # the key is read here, from Vault, and never passes through a task variable
         from ansible_collections.apikeys.rotation.plugins.module_utils.vault import VaultError, read_ref_version
 
-        ref, expected = module.params["api_key_from"], module.params["expected_fingerprint"]
+        ref = module.params["api_key_from"]
+        expected = expected_fingerprint(module.params) if module.params["expected_fingerprint"] is not None else None
         try:
             api_key, version = read_ref_version("api_key_from", ref)
         except VaultError as exc:
             if expected is None or exc.category not in ("not_found", "version_deleted"):
                 raise
             # no key where the expected one should be: the same answer as another key
-            api_key, version = None, exc.details.get("version")
+            api_key, version = None, None
         if api_key is not None:
             module.no_log_values.add(api_key)
         if expected is not None:
             found = fingerprint(api_key) if api_key is not None else None
-            if found != expected.strip().lower():
+            if not fingerprints_match(expected, found):
                 raise RotationError("api_key_from: the %s of %s/%s holds %s, not the key %s (expected_fingerprint). "
                                     "Nothing was probed." % (
                                         "version %d" % version if version else "latest version",

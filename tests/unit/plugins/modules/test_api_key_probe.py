@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 
 import pytest
@@ -225,3 +226,57 @@ def test_health_consecutive_successes(capsys, sleeps, health_answers):
     assert result["fingerprint"] == "sha256:ffffffffffff"
     assert "serves the key sha256:ffffffffffff" in result["first_failure"]
     assert len(api.requests) == 2
+
+
+KEY_FP = "sha256:" + hashlib.sha256(KEY.encode()).hexdigest()[:12]
+
+
+@pytest.fixture()
+def vault_holds(monkeypatch):
+    """api_key_from reads this key (and version) instead of Vault; None: the secret holds no key."""
+    from ansible_collections.apikeys.rotation.plugins.module_utils import vault  # pylint: disable=import-outside-toplevel
+
+    def install(key, version=3):
+        def read(option, ref, env=None):
+            if key is None:
+                raise vault.VaultError("%s: secret/x does not exist. Nothing was changed." % option, "not_found")
+            return key, version
+        monkeypatch.setattr(vault, "read_ref_version", read)
+    return install
+
+
+@pytest.mark.parametrize("expected,matches", [
+    (KEY_FP, True),  # the short form
+    ("sha256:" + hashlib.sha256(KEY.encode()).hexdigest(), True),  # the full SHA-256 matches it too
+    (KEY_FP.upper(), True),  # case does not matter
+    ("sha256:ba9876543210", False),  # another key
+])
+def test_api_key_from_with_expected_fingerprint(capsys, sleeps, provider_answers, vault_holds, expected, matches):
+    api = provider_answers([OK])
+    vault_holds(KEY)
+    args = {"provider": "openrouter", "base_url": BASE, "retries": 0, "api_key_from": {"path": "x"},
+            "expected_fingerprint": expected}
+    result = run(args, capsys)
+    assert result["api_key_version"] == 3 and result["fingerprint"] == KEY_FP
+    if matches:
+        assert result["live"] is True and len(api.requests) == 1 and "key_mismatch" not in result
+    else:
+        assert result["failed"] is True and result["key_mismatch"] is True and api.requests == []
+        assert "holds the key %s, not the key %s" % (KEY_FP, expected) in result["msg"]
+    assert KEY not in json.dumps(result)
+
+
+def test_api_key_from_refuses_a_malformed_expected_fingerprint_and_names_a_missing_key(
+        capsys, sleeps, provider_answers, vault_holds):
+    api = provider_answers([OK])
+    vault_holds(KEY)
+    args = {"provider": "openrouter", "base_url": BASE, "retries": 0, "api_key_from": {"path": "x"}}
+    result = run(dict(args, expected_fingerprint="0123456789ab"), capsys)
+    assert result["failed"] is True and "expected_fingerprint must be sha256:" in result["msg"]
+    assert "key_mismatch" not in result
+    vault_holds(None)
+    result = run(dict(args, expected_fingerprint=KEY_FP), capsys)
+    assert result["key_mismatch"] is True and result["fingerprint"] is None and "holds no key" in result["msg"]
+    result = run(args, capsys)  # without expected_fingerprint, a missing secret stays a Vault error
+    assert result["vault_error"] == "not_found" and "key_mismatch" not in result
+    assert api.requests == []
