@@ -127,7 +127,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff lists the ids of the keys named O(name) before and after; never a value.
+      - The diff lists the ids of the keys named O(name) before and after; never a value. With O(record_in), it also shows
+        the record's C(custom_metadata) before the task and after it.
   idempotent:
     support: partial
     details:
@@ -326,7 +327,12 @@ def create(module, provider):
     if staging is not None:
         result.update(stage(module, staging, params["stage_in"], value, record, name, provider))
         if recording is not None:
-            result["recorded_in"] = record_after(recording, record, created.fingerprint, name, provider)
+            kv, before = recording
+            between, after = record_after(kv, record, created.fingerprint, name, provider)
+            result["recorded_in"] = kv.name
+            # the record's custom_metadata before this task and after it (ids, fingerprints, stage; never a value)
+            result["diff"]["before"]["record"] = between if before is None else before
+            result["diff"]["after"]["record"] = after
     elif provider.capabilities.can_create:
         result["api_key"] = created.value
     if "service_account_id" in record.extra:
@@ -353,14 +359,15 @@ def record_before(staging, ref):
     """The secret that keeps the rotation record (on staging's connection), ``custom_metadata`` merged in first."""
     from ansible_collections.apikeys.rotation.plugins.module_utils.vault import KV2Secret, write_secret
 
+    before = None
     try:
         kv = KV2Secret(staging.connection, ref.get("mount") or "secret", ref["path"])
         kv.ensure_kv2()
         if ref.get("custom_metadata") is not None:
-            write_secret(kv, custom_metadata=ref["custom_metadata"])
+            before = write_secret(kv, custom_metadata=ref["custom_metadata"])["diff"]["before"]["custom_metadata"]
     except RotationError as exc:
         raise RotationError("record_in: %s Nothing was made at the provider." % exc, **exc.details)
-    return kv
+    return kv, before
 
 
 def record_after(kv, record, fingerprint, name, provider):
@@ -368,12 +375,12 @@ def record_after(kv, record, fingerprint, name, provider):
     from ansible_collections.apikeys.rotation.plugins.module_utils.vault import write_secret
 
     try:
-        write_secret(kv, custom_metadata={"pending_key_id": record.id, "pending_fingerprint": fingerprint})
+        written = write_secret(kv, custom_metadata={"pending_key_id": record.id, "pending_fingerprint": fingerprint})
     except RotationError as exc:
         raise RotationError("The key %s was made at %s and kept in Vault, but recording it in %s failed: %s The key "
                             "stays named %r, so a run with on_existing=revoke deletes it before making another."
                             % (record.id, provider.display_name, kv.name, exc, name), key_id=record.id, changed=True)
-    return kv.name
+    return written["diff"]["before"]["custom_metadata"], written["diff"]["after"]["custom_metadata"]
 
 
 def main():

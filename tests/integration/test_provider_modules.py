@@ -724,13 +724,17 @@ def test_create_keeps_the_record_in_step(ansible, emulator, openbao, kv_path):
     assert metadata() == {"keep": "yes", "pending_key_id": "stale"}, "check mode writes nothing"
     assert state_keys(emulator, "openrouter") == before
 
-    result = ansible.run_playbook(play([create("recorded", record)]), env=env, verbosity=3)
+    result = ansible.run_playbook(play([create("recorded", record)]), env=env, verbosity=3, diff=True)
     assert result.rc == 0, result
     made = result.result("create")["result"]
     [key] = [k for k in state_keys(emulator, "openrouter") if k["name"] == "recorded"]
     assert made["recorded_in"] == "secret/" + kv_path and made["key_id"] == key["id"]
     assert metadata() == {"keep": "yes", "stage": "creating", "rotation_id": "r1", "pending_key_id": key["id"],
                           "pending_fingerprint": key["fingerprint"]}
+    # --diff shows the record as it was before the task and as the task left it
+    assert made["diff"]["before"]["record"] == {"keep": "yes", "pending_key_id": "stale"}
+    assert made["diff"]["after"]["record"] == metadata()
+    assert '"pending_key_id": "%s"' % key["id"] in result.output or "pending_key_id: %s" % key["id"] in result.output
     staged = client.secrets.kv.v2.read_secret_version(path=kv_path + ".next", raise_on_deleted_version=True)
     assert fp_of(staged["data"]["data"]["api_key"]) == key["fingerprint"]
     assert_no_secret(result.output + json.dumps(result.events), staged["data"]["data"]["api_key"], admin, current["value"])
