@@ -51,6 +51,15 @@ options:
       version:
         description: The version to read; the latest when not set.
         type: int
+  require_usable:
+    description:
+      - With O(key_id), fail unless the provider knows a key with that id, it is usable (not deleted, archived, expired
+        or absent) and, with O(match_api_key_from), its redacted hint (when the provider gives one) fits the key kept
+        in Vault. The failure names what is wrong (RV(problem)); nothing is changed either way.
+      - When no key has that id, the provider's listing is read once more, so that a wrong O(base_url) (which answers
+        404 to every request) is named as such instead of as a missing key.
+    type: bool
+    default: false
 attributes:
   action_group:
     description: Use C(group/apikeys.rotation.provider) in C(module_defaults) to set defaults for this module.
@@ -138,6 +147,13 @@ matching_key_ids:
   type: list
   elements: str
   sample: ["key_abc123"]
+problem:
+  description:
+    - Why the key of O(key_id) failed O(require_usable) - V(missing) (no key has that id), V(unusable) (deleted,
+      archived, expired or absent) or V(hint_mismatch) (its redacted hint does not fit the key in Vault).
+  returned: when O(require_usable) fails
+  type: str
+  sample: missing
 http:
   description: Requests sent, retries made and seconds spent waiting between retries.
   returned: always
@@ -148,7 +164,7 @@ http:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, run_module
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint, vault_ref_spec
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import hint_matches, provider_argument_spec
 
 
@@ -156,8 +172,12 @@ UNUSABLE = ("deleted", "archived", "expired", "absent")
 
 
 def info(module, provider):
-    records = provider.find(name=module.params["name"], key_id=module.params["key_id"])
+    key_id = module.params["key_id"]
+    if module.params["require_usable"] and not key_id:
+        raise RotationError("require_usable needs key_id: it checks the one key that id names")
+    records = provider.find(name=module.params["name"], key_id=key_id)
     result = {"changed": False, "api_keys": [r.as_dict() for r in records]}
+    value = None
     if module.params["match_api_key_from"] is not None:
         # the key is read here, from Vault, and compared with each hint; only ids come out
         from ansible_collections.apikeys.rotation.plugins.module_utils.vault import read_ref
@@ -166,7 +186,28 @@ def info(module, provider):
         module.no_log_values.add(value)
         result["matching_key_ids"] = [r.id for r in records
                                       if r.status not in UNUSABLE and hint_matches(r.redacted_hint, value)]
+    if module.params["require_usable"]:
+        problem = usable_problem(provider, key_id, records, value, result.get("matching_key_ids"))
+        if problem is not None:
+            kind, text = problem
+            raise RotationError(text, problem=kind, api_keys=result["api_keys"])
     return result
+
+
+def usable_problem(provider, key_id, records, value, matching):
+    """``(problem, message)`` when the key of ``key_id`` cannot be the key in use, else None."""
+    if len(records) != 1:
+        # a wrong base_url answers 404 to a key's URL too: the listing (which exists) tells it apart,
+        # raising the provider's own "base_url does not answer as ..." error
+        provider.list_keys()
+        return "missing", "no %s key has that id (%s)" % (provider.name, key_id)
+    record = records[0]
+    if record.status in UNUSABLE:
+        return "unusable", "that key (%s) is %s" % (key_id, record.status)
+    if value is not None and record.redacted_hint and key_id not in (matching or []):
+        return "hint_mismatch", ("its redacted hint %s does not fit the key in Vault (%s)"
+                                 % (record.redacted_hint, fingerprint(value)))
+    return None
 
 
 def main():
@@ -175,6 +216,7 @@ def main():
         key_id=dict(type="str", no_log=False),
         name=dict(type="str"),
         match_api_key_from=vault_ref_spec(),
+        require_usable=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, info)

@@ -793,3 +793,48 @@ def test_probe_refuses_a_key_other_than_the_expected_one(ansible, emulator, open
     deleted = gone.result("deleted")["result"]
     assert deleted["key_mismatch"] is True and deleted["fingerprint"] is None and "holds no key" in deleted["msg"]
     assert_no_secret(result.output + gone.output + json.dumps(result.events), first["value"], second["value"], admin)
+
+
+def test_info_require_usable_names_what_is_wrong(ansible, emulator, openbao, kv_path):
+    """require_usable: the key of key_id must exist, be usable and fit the key in Vault; a wrong base_url is named."""
+    import hvac  # pylint: disable=import-outside-toplevel
+
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    admin = seed(emulator, "openrouter", "admin")["value"]
+    in_use, other = seed(emulator, "openrouter", "api", name="in-use"), seed(emulator, "openrouter", "api", name="other")
+    client.secrets.kv.v2.create_or_update_secret(path=kv_path, secret={"api_key": in_use["value"]})
+    env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token,
+           "OPENROUTER_MANAGEMENT_KEY": admin, "OPENROUTER_BASE_URL": emulator.base_url("openrouter")}
+
+    def lookup(name, key_id, **extra):
+        args = {"provider": "openrouter", "match_api_key_from": {"path": kv_path}, "require_usable": True}
+        if key_id is not None:
+            args["key_id"] = key_id
+        args.update(extra)
+        return task(name, "provider_key_info", args, ignore_errors=True)
+
+    result = ansible.run_playbook(play([
+        lookup("in use", in_use["id"]),
+        lookup("another key", other["id"]),
+        lookup("no such key", "f" * 64),
+        lookup("wrong base_url", "f" * 64, base_url=emulator.base_url("openrouter") + "/nowhere"),
+        lookup("no key_id", None),
+    ]), env=env, verbosity=3)
+    assert [result.result(name)["event"] for name in ("in use", "another key", "no such key", "wrong base_url", "no key_id")] \
+        == ["ok", "failed", "failed", "failed", "failed"], result
+    found = result.result("in use")["result"]
+    assert "problem" not in found and found["matching_key_ids"] == [in_use["id"]], found
+    mismatch = result.result("another key")["result"]
+    assert mismatch["problem"] == "hint_mismatch", mismatch
+    assert "does not fit the key in Vault (%s)" % in_use["fingerprint"] in mismatch["msg"], mismatch
+    missing = result.result("no such key")["result"]
+    assert missing["problem"] == "missing", missing
+    assert missing["msg"] == "no openrouter key has that id (%s)" % ("f" * 64), missing
+    wrong = result.result("wrong base_url")["result"]
+    assert "problem" not in wrong and "does not lead to OpenRouter's API" in wrong["msg"], wrong
+    assert "require_usable needs key_id" in msg(result.result("no key_id")), result
+    assert "Traceback" not in result.output
+    assert_no_secret(result.output + json.dumps(result.events), in_use["value"], other["value"], admin)
+    # nothing was changed at the provider
+    assert {k["id"]: k["status"] for k in state_keys(emulator, "openrouter")} == {in_use["id"]: "active",
+                                                                                 other["id"]: "active"}
