@@ -446,7 +446,7 @@ def test_preflight_stops_before_anything_is_written(case, mode, setup_factory, a
     """A run that could not finish stops before the lease, the record or a new key: Vault and the provider are untouched.
 
     A key without a record is first listed to be adopted (that listing is the admin check); with
-    current_key_id, the lookup of that key is the check (a wrong base_url is named as such there).
+    current_key_id, the preflight looks that key up instead (a wrong base_url is named as such there too).
     """
     change, expected = PREFLIGHT_CASES[case]
     check = mode == "check"
@@ -471,7 +471,7 @@ def test_preflight_stops_before_anything_is_written(case, mode, setup_factory, a
     if "hostvars" in change:
         first = r": Plan \| require an existing key, a known stage and a rotation that can finish$"
     elif mode == "known-key":
-        first = r": Plan \| look up current_key_id at the provider$"
+        first = r": Preflight \| check that the admin key is accepted and base_url answers as the provider$"
     else:
         first = r": (Preflight \||Plan \| list the provider's keys)"
     assert len(failed) == 1 and re.search(first, failed[0]["task"]), result
