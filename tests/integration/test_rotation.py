@@ -483,6 +483,26 @@ def test_preflight_stops_before_anything_is_written(case, mode, setup_factory, a
     assert_no_secret(result.output, s.old["value"], s.admin)
 
 
+def test_current_key_id_of_another_key_stops_before_anything_is_written(setup_factory, ansible):
+    """current_key_id naming a key the provider has, but not the key in Vault: one failure naming the setting."""
+    s = setup_factory("openrouter")
+    other = s.emulator.control("POST", "keys", {"provider": "openrouter", "kind": "api", "name": "another"})
+    keys_before, vault_before = s.keys(), vault_paths_state(s)
+    result = ansible.run_playbook(ROTATE, inventory=s.inventory(current_key_id=other["id"]), env=s.env,
+                                  extra_vars={"rotate_force": True})
+    assert result.rc != 0, result
+    failed = [e for e in result.results(host=HOST) if e["event"] == "failed"]
+    assert [e["task"] for e in failed] == [
+        "apikeys.rotation.rotate : Preflight | stop on a current_key_id that is not the key in Vault"], result
+    message = failed[0]["result"]["msg"]
+    assert message.startswith("%s: current_key_id (rotate_current_key_id) is %s, but its redacted hint "
+                              % (HOST, other["id"])), message
+    assert "does not fit the key in Vault (%s). Set current_key_id" % fp(s.old["value"]) in message, message
+    assert message.endswith("Nothing was changed."), message
+    assert s.keys() == keys_before and vault_paths_state(s) == vault_before
+    assert_no_secret(result.output, s.old["value"], other["value"], s.admin)
+
+
 def test_probe_fails_for_a_key_that_is_not_live(setup_factory, ansible):
     s = setup_factory("openrouter")
     # Someone disables the key in use at the provider (out of band, through the management API).
