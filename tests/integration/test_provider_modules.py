@@ -836,5 +836,5 @@ def test_info_require_usable_names_what_is_wrong(ansible, emulator, openbao, kv_
     assert "Traceback" not in result.output
     assert_no_secret(result.output + json.dumps(result.events), in_use["value"], other["value"], admin)
     # nothing was changed at the provider
-    assert {k["id"]: k["status"] for k in state_keys(emulator, "openrouter")} == {in_use["id"]: "active",
-                                                                                 other["id"]: "active"}
+    statuses = {k["id"]: k["status"] for k in state_keys(emulator, "openrouter")}
+    assert statuses == {in_use["id"]: "active", other["id"]: "active"}
