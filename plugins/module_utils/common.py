@@ -10,6 +10,8 @@ import re
 import typing as t
 
 FINGERPRINT_PREFIX = "sha256:"
+# a fingerprint as an option gives it: the short form this collection shows, up to the full SHA-256
+FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{12,64}$")
 
 
 def fingerprint(value: t.Optional[str]) -> t.Optional[str]:
@@ -38,6 +40,29 @@ class RotationError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def fingerprints_match(expected: t.Optional[str], reported: t.Any) -> bool:
+    """Equal fingerprints; a full 64-hex SHA-256 also matches its 12-hex short form."""
+    if not isinstance(expected, str) or not isinstance(reported, str):
+        return False
+    left, right = expected.strip().lower(), reported.strip().lower()
+    if not FINGERPRINT_RE.match(left) or not FINGERPRINT_RE.match(right):
+        return False
+    shorter, longer = sorted((left, right), key=len)
+    return longer.startswith(shorter)
+
+
+def checked_fingerprint(given: t.Optional[str], option: str, required: bool = False) -> str:
+    """A fingerprint option, lower-cased; empty when not given (and not ``required``).
+
+    A malformed one fails before anything is read or written: the check it guards must never be silently off.
+    """
+    value = (given or "").strip().lower()
+    if (value or required) and not FINGERPRINT_RE.match(value):
+        raise RotationError("%s must be sha256: followed by 12 (or 64) hex digits, got %r. Nothing was changed."
+                            % (option, (given or "")[:80]))
+    return value
 
 
 _URL_RE = re.compile(r"^(?P<scheme>https?)://(?:(?P<userinfo>[^@/?#\s]*)@)?(?P<host>\[[^\]/]+\]|[^:/?#\s]+)(?::\d+)?(?:[/?#].*)?$",

@@ -31,7 +31,12 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import (
+    RotationError,
+    checked_fingerprint,
+    fingerprint,
+    fingerprints_match,
+)
 
 HVAC_IMPORT_ERROR: t.Optional[str] = None
 try:
@@ -919,6 +924,11 @@ def write_secret(kv: KV2Secret, data: t.Optional[t.Dict[str, str]] = None, data_
     """
     validate_data(data)
     validate_custom_metadata(custom_metadata)
+    if require_fingerprint is not None:
+        try:
+            require_fingerprint = checked_fingerprint(require_fingerprint, "require_fingerprint", required=True)
+        except RotationError as exc:
+            raise VaultError(str(exc), "invalid_input") from None
     if data is not None and data_from_version is not None:
         raise VaultError("data and data_from_version are mutually exclusive.", "invalid_input")
     if cas is not None and cas < 0:
@@ -943,7 +953,7 @@ def write_secret(kv: KV2Secret, data: t.Optional[t.Dict[str, str]] = None, data_
         raise cas_conflict_error(kv.mount, kv.path, cas, current_version)
     if require_fingerprint is not None:
         held = fingerprint_map(current_data)
-        if held.get(require_field) != require_fingerprint:
+        if not fingerprints_match(require_fingerprint, held.get(require_field)):
             raise VaultError("%s: the latest version (%s) holds %s in %s, not %s. Nothing was written."
                              % (kv.name, current_version or "none", held.get(require_field) or "no value", require_field,
                                 require_fingerprint), "fingerprint_conflict", None, kv.data_path, fingerprint_conflict=True,

@@ -159,7 +159,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import fingerprint, vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import checked_fingerprint, fingerprint, vault_ref_spec
 
 
 def describe(key_fp, attributes):
@@ -174,7 +174,7 @@ def write_key(module):
     from ansible_collections.apikeys.rotation.plugins.module_utils.deploy import files
 
     params = module.params
-    expected = deploy.expected_fingerprint(params["expected_fingerprint"])
+    expected = checked_fingerprint(params["expected_fingerprint"], "expected_fingerprint")
     mode = files.parse_mode(params["mode"])
     target = files.KeyFile(params["path"])
     uid, gid = files.owner_ids((params["owner"] or "").strip(), (params["group"] or "").strip())

@@ -276,16 +276,17 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint, vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import (
+    RotationError,
+    check_url,
+    checked_fingerprint,
+    fingerprint,
+    fingerprints_match,
+    vault_ref_spec,
+)
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import HttpClient, NetworkError
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, get_provider, run_module
-from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (
-    FINGERPRINT_RE,
-    evaluate_health,
-    fingerprints_match,
-    http_limits,
-    provider_argument_spec,
-)
+from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import evaluate_health, http_limits, provider_argument_spec
 
 
 MAX_SUCCESSES = 100
@@ -357,19 +358,10 @@ def probe_provider(module, api_key, successes, interval):
         provider.close()
 
 
-def expected_fingerprint(params):
-    """``expected_fingerprint``, lower-cased, refused unless it is sha256: and 12 to 64 hex digits."""
-    expected = (params["expected_fingerprint"] or "").strip().lower()
-    if not FINGERPRINT_RE.match(expected):
-        raise RotationError("expected_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r"
-                            % params["expected_fingerprint"])
-    return expected
-
-
 def probe_health(module, successes, interval):
     params = module.params
     url = check_url(params["health_url"], "health_url", params["allow_insecure_http"])
-    expected = expected_fingerprint(params)
+    expected = checked_fingerprint(params["expected_fingerprint"], "expected_fingerprint", required=True)
     timeout, retries, max_wait = http_limits(params)
     client = HttpClient(url, "health_url", timeout=timeout, retries=retries,
                         max_retry_wait=max_wait, verify=params["health_validate_certs"])
@@ -397,7 +389,8 @@ def probe(module, _provider):
         from ansible_collections.apikeys.rotation.plugins.module_utils.vault import VaultError, read_ref_version
 
         ref = module.params["api_key_from"]
-        expected = expected_fingerprint(module.params) if module.params["expected_fingerprint"] is not None else None
+        expected = (checked_fingerprint(module.params["expected_fingerprint"], "expected_fingerprint", required=True)
+                    if module.params["expected_fingerprint"] is not None else None)
         try:
             api_key, version = read_ref_version("api_key_from", ref)
         except VaultError as exc:

@@ -153,7 +153,7 @@ http:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import vault_ref_spec
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import checked_fingerprint, vault_ref_spec
 
 
 def deliver(module):
@@ -161,7 +161,7 @@ def deliver(module):
     from ansible_collections.apikeys.rotation.plugins.module_utils.deploy import cloudflare
 
     params = module.params
-    expected = deploy.expected_fingerprint(params["expected_fingerprint"])
+    expected = checked_fingerprint(params["expected_fingerprint"], "expected_fingerprint")
     workers = cloudflare.connect(params)
     try:
         ref = params["api_key_from"]

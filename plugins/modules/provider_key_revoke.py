@@ -150,22 +150,9 @@ http:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, checked_fingerprint, fingerprints_match
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import PROVIDER_NAMES, run_module
-from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (
-    FINGERPRINT_RE,
-    fingerprints_match,
-    provider_argument_spec,
-)
-
-
-def checked_fingerprint(params, option):
-    """A fingerprint option, normalised; a malformed one fails (protection must never be silently off)."""
-    value = (params[option] or "").strip().lower()
-    if value and not FINGERPRINT_RE.match(value):
-        raise RotationError("%s must be sha256: followed by 12 (or 64) hex digits, got %r. Nothing was changed"
-                            % (option, params[option]))
-    return value
+from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import provider_argument_spec
 
 
 def refuse_protected(params):
@@ -175,8 +162,8 @@ def refuse_protected(params):
         raise RotationError("key_id must not be empty")
     if params["state"] == "active":
         return key_id
-    fp = checked_fingerprint(params, "fingerprint")
-    protect_fp = checked_fingerprint(params, "protect_fingerprint")
+    fp = checked_fingerprint(params["fingerprint"], "fingerprint")
+    protect_fp = checked_fingerprint(params["protect_fingerprint"], "protect_fingerprint")
     if fp and protect_fp and fingerprints_match(fp, protect_fp):
         raise RotationError("refusing to set key %s to %s: its fingerprint %s is protect_fingerprint, the key that must "
                             "stay usable. Nothing was changed" % (key_id, params["state"], fp), key_id=key_id)

@@ -63,8 +63,9 @@ options:
   require_fingerprint:
     description:
       - Write only while the latest version's field O(require_field) holds the value with this fingerprint
-        (V(sha256:) followed by 12 hex characters). Otherwise the task fails with RV(fingerprint_conflict), writing
-        nothing, and says which key Vault holds.
+        (V(sha256:) followed by 12 hex characters, or the full SHA-256; case does not matter). Otherwise the task fails
+        with RV(fingerprint_conflict), writing nothing, and says which key Vault holds. A value of another form is
+        refused before anything is read.
       - The C(apikeys.rotation.rotate) role closes a rotation's record this way, so that a key someone else wrote
         after the rotation proved its own does not go unnoticed.
     type: str

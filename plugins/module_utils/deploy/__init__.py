@@ -6,17 +6,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint
-
-
-def expected_fingerprint(given: t.Optional[str]) -> str:
-    """The option ``expected_fingerprint``, checked and lowercased; empty when not given."""
-    from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import FINGERPRINT_RE
-
-    expected = (given or "").strip().lower()
-    if expected and not FINGERPRINT_RE.match(expected):
-        raise RotationError("expected_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r" % given[:80])
-    return expected
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, fingerprint, fingerprints_match
 
 
 def key_to_deliver(module: t.Any, expected: str, where: str) -> t.Tuple[str, str]:
@@ -31,7 +21,7 @@ def key_to_deliver(module: t.Any, expected: str, where: str) -> t.Tuple[str, str
     value = read_ref("api_key_from", ref)
     module.no_log_values.add(value)
     found = fingerprint(value) or ""
-    if expected and not (found == expected or expected.startswith(found or "-")):
+    if expected and not fingerprints_match(expected, found):
         raise RotationError("api_key_from: %s/%s%s holds the key %s, not the expected %s: another run may have "
                             "written Vault since. Nothing was written to %s"
                             % (ref["mount"], ref["path"], " version %d" % ref["version"] if ref.get("version") else "",

@@ -14,7 +14,14 @@ import re
 import time
 import typing as t
 
-from ansible_collections.apikeys.rotation.plugins.module_utils.common import RotationError, check_url, fingerprint, shown_url
+from ansible_collections.apikeys.rotation.plugins.module_utils.common import (
+    FINGERPRINT_RE,
+    RotationError,
+    check_url,
+    fingerprint,
+    fingerprints_match,
+    shown_url,
+)
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import (
     HttpClient,
     NetworkError,
@@ -329,20 +336,6 @@ def probe_result_from(resp: t.Optional[Response], error: t.Optional[BaseExceptio
         what = "unexpected answer (check base_url)"
     reason = "%s: HTTP %s%s" % (what, resp.status, detail)
     return ProbeResult(False, resp.status, resp.elapsed_ms, scrub(reason, secrets), request_id, code)
-
-
-FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{12,64}$")
-
-
-def fingerprints_match(expected: t.Optional[str], reported: t.Any) -> bool:
-    """Equal fingerprints; a full 64-hex SHA-256 also matches its 12-hex short form."""
-    if not isinstance(expected, str) or not isinstance(reported, str):
-        return False
-    left, right = expected.strip().lower(), reported.strip().lower()
-    if not FINGERPRINT_RE.match(left) or not FINGERPRINT_RE.match(right):
-        return False
-    shorter, longer = sorted((left, right), key=len)
-    return longer.startswith(shorter)
 
 
 def evaluate_health(resp: t.Optional[Response], error: t.Optional[BaseException], expected: str,

@@ -16,7 +16,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 
 from ansible_collections.apikeys.rotation.plugins.module_utils.common import (  # noqa: E402
-    RotationError, fingerprint, shown_url, url_userinfo)
+    RotationError, checked_fingerprint, fingerprint, fingerprints_match, shown_url, url_userinfo)
 from ansible_collections.apikeys.rotation.plugins.module_utils.http_client import ProviderError, Response  # noqa: E402
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers import (  # noqa: E402
     PROVIDER_NAMES,
@@ -25,7 +25,6 @@ from ansible_collections.apikeys.rotation.plugins.module_utils.providers import 
 )
 from ansible_collections.apikeys.rotation.plugins.module_utils.providers.base import (  # noqa: E402
     evaluate_health,
-    fingerprints_match,
     hint_matches,
     iso_time,
     provider_argument_spec,
@@ -741,6 +740,25 @@ def test_fingerprints_match():
     assert not fingerprints_match(FP, "sha256:0123456789ac")
     assert not fingerprints_match(FP, "sha256:0123")
     assert not fingerprints_match(FP, None)
+
+
+@pytest.mark.parametrize("given, required, expected", [
+    (None, False, ""),
+    ("", False, ""),
+    (" SHA256:0123456789AB ", False, FP),
+    (FP + "cd" * 26, True, FP + "cd" * 26),
+])
+def test_checked_fingerprint(given, required, expected):
+    assert checked_fingerprint(given, "protect_fingerprint", required) == expected
+
+
+@pytest.mark.parametrize("given, required", [(None, True), ("", True), ("0123456789ab", False), ("sha256:0123", False),
+                                             ("md5:0123456789ab", True), ("sha256:" + "g" * 12, False)])
+def test_checked_fingerprint_refuses(given, required):
+    with pytest.raises(RotationError) as info:
+        checked_fingerprint(given, "protect_fingerprint", required)
+    assert str(info.value) == ("protect_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r. "
+                               "Nothing was changed." % (given or ""))
 
 
 def test_iso_time():

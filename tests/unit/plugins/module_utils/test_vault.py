@@ -532,6 +532,27 @@ def test_require_fingerprint_writes_when_the_key_is_there():
     assert result["changed"] is True and kv.metadata_writes == [{}, {"done": "yes"}]
 
 
+def test_require_fingerprint_takes_any_form_of_the_fingerprint():
+    full = "sha256:" + hashlib.sha256(b"a").hexdigest()
+    for given in (full, full.upper().replace("SHA256", "sha256"), " %s " % fp("a").upper()):
+        kv = FakeKV([{"api_key": "a"}], {"stage": "verified"})
+        assert write_secret(kv, custom_metadata={"stage": None}, require_fingerprint=given)["changed"] is True
+
+
+@pytest.mark.parametrize("given", ["", "0123456789ab", "sha256:0123", "md5:" + "0" * 12])
+def test_require_fingerprint_refuses_a_malformed_value_before_reading(given):
+    class Unread(FakeKV):
+        def read_version(self, version=None):
+            raise AssertionError("read before the fingerprint was checked")
+
+    kv = Unread([{"api_key": "a"}])
+    with pytest.raises(VaultError) as info:
+        write_secret(kv, custom_metadata={"stage": None}, require_fingerprint=given)
+    assert info.value.category == "invalid_input"
+    assert info.value.message.startswith("require_fingerprint must be sha256: followed by 12 (or 64) hex digits")
+    assert kv.writes == [] and kv.metadata_writes == []
+
+
 def test_stale_cas_writes_nothing():
     kv = FakeKV([{"api_key": "a"}, {"api_key": "b"}])
     with pytest.raises(VaultError) as info:
