@@ -35,7 +35,6 @@ import typing as t
 import hvac
 import pytest
 
-from callback_plugins.kill_at import descendants
 from harness import BIN_DIR, OpenBaoRaft, http_json, wait_for
 from test_rotation import HOST, ROTATE, Setup, fp
 
@@ -131,28 +130,16 @@ def timeout_play() -> t.List[dict]:
              "roles": [{"role": "apikeys.rotation.rotate"}]}]
 
 
-def resume(pid: int) -> None:
-    """SIGCONT to the run's process group and to every process under it.
-
-    A worker Ansible forks calls setsid() as it starts. One that the group's SIGSTOP reached in
-    that moment stops in its new session, where a SIGCONT to the old group never reaches it: the
-    run would then wait for it forever.
-    """
-    os.killpg(pid, signal.SIGCONT)
-    for child in descendants(pid):
-        try:
-            os.kill(child, signal.SIGCONT)
-        except OSError:
-            pass  # gone meanwhile
-
-
-def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, triggers: t.Sequence[Trigger] = (),
+def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, trigger: t.Optional[Trigger] = None,
            plays: t.Optional[t.List[dict]] = None, env: t.Optional[dict] = None, timeout: float = 240,
            verbosity: int = 0) -> Outcome:
-    """Run one rotation; each trigger's callback runs once, as the task whose name contains its text starts.
+    """Run one rotation; a trigger's action runs once, while the run is held at the start of the task it names.
 
-    Triggers open on a task that does not touch Vault and whose provider call is made slow (see
-    WINDOWS): the next Vault request of the run is the first to meet the fault.
+    The kill_at callback holds ansible-playbook as that task starts, before any worker is forked
+    for it, until the action has run: the task and everything after it meet the fault, nothing
+    before it does, whatever the machine's load. A trigger names a task that does not touch the
+    Vault path of the key (see WINDOWS), so the next request of the run to that path is the first
+    to meet the fault.
     """
     run_dir = tempfile.mkdtemp(prefix="fault-", dir=ansible.workdir)
     hostvars = dict(FAST_VARS, **PROVIDER_VARS.get(s.provider, {}))
@@ -166,6 +153,10 @@ def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, triggers: t.Sequen
     events_path = os.path.join(run_dir, "events.jsonl")
     run_env = ansible.env(dict(s.env, **(env or {})))
     run_env.update(ANSIBLE_PIPELINING="1", PYTHONUNBUFFERED="1", APIKEYS_TEST_EVENTS=events_path)
+    go = os.path.join(run_dir, "go")
+    if trigger:
+        run_env.update(ANSIBLE_CALLBACKS_ENABLED="record_results,kill_at", APIKEYS_PAUSE_AT="name:" + trigger[0],
+                       APIKEYS_PAUSE_UNTIL=go)
     playbook = paths["playbook.yml"] if plays else ROTATE
     started = time.monotonic()
     cmd = [os.path.join(BIN_DIR, "ansible-playbook"), playbook, "-i", paths["inventory.json"], "-e", "@" + paths["vars.json"]]
@@ -175,22 +166,20 @@ def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, triggers: t.Sequen
                             start_new_session=True)
     watchdog = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
     watchdog.start()
-    pending = list(triggers)
+    pending = trigger
     lines: t.List[str] = []
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if pending and line.startswith("TASK ["):
-                for trigger in [tr for tr in pending if tr[0] in line]:
-                    pending.remove(trigger)
-                    # The run is frozen while the fault is set up, so that the injection takes
-                    # effect before the next task, however long it takes.
-                    os.killpg(proc.pid, signal.SIGSTOP)
-                    try:
-                        trigger[1]()
-                    finally:
-                        resume(proc.pid)
+            if pending and line.startswith("TASK [") and pending[0] in line:
+                # The run is held by the callback from here until the flag exists.
+                try:
+                    pending[1]()
+                finally:
+                    pending = None
+                    with open(go, "w", encoding="utf-8") as handle:
+                        handle.write("go")
         proc.wait(timeout=30)
     finally:
         watchdog.cancel()
@@ -201,7 +190,7 @@ def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, triggers: t.Sequen
     with open(os.path.join(run_dir, "output.txt"), "w", encoding="utf-8") as handle:
         handle.write(output)
     sys.stdout.write("ansible-playbook rc=%s in %.1fs, output in %s\n" % (proc.returncode, time.monotonic() - started, run_dir))
-    assert not pending, "the fault was never injected: no task %r ran\n%s" % ([p[0] for p in pending], output[-4000:])
+    assert not pending, "the fault was never injected: no task %r ran\n%s" % (pending[0], output[-4000:])
     events = []
     if os.path.exists(events_path):
         with open(events_path, encoding="utf-8") as handle:
@@ -475,26 +464,23 @@ def raft(shared_raft):
     bring_back(shared_raft)
 
 
-# A window at a stage: a provider call made slow while the test breaks Vault, so that the
-# next Vault request of the run is the first to meet the fault.
+# A window at a stage: the run is held as this task starts while the test breaks Vault. None of
+# these tasks touches the key's Vault path (the pre-verify reads the staged key at <path>.next),
+# so the next request of the run to it is the first to meet the fault.
 WINDOWS = {
-    # stage -> (task that opens the window, endpoint slowed down; none: the deploy hook waits)
-    "lease": ("Plan | list the provider's keys", "list"),          # next: taking the lease
-    "store": ("Pre-verify | probe the new key at the provider until it authenticates", "probe"),
-    "verify": ("Test hook | consumers reload", None),              # next: reading the key back
-    "done": ("Retire | revoke the previous key", "patch"),         # next: closing the record
+    "lease": "Plan | list the provider's keys",                                 # next: taking the lease
+    "store": "Pre-verify | probe the new key at the provider until it authenticates",  # next: storing the key
+    "verify": "Test hook | consumers reload",                                   # next: reading the key back
+    "done": "Retire | revoke the previous key",                                 # next: closing the record
 }
-HOOK = [{"name": "Test hook | consumers reload", "ansible.builtin.command": "sleep 1.5", "changed_when": False}]
+HOOK = [{"name": "Test hook | consumers reload", "ansible.builtin.debug": {"msg": "consumers reloaded"}}]
 
 
-def window(s: Setup, ansible, stage: str, action: t.Callable[[], None]) -> t.Tuple[t.List[Trigger], dict]:
-    task, endpoint = WINDOWS[stage]
-    if endpoint:
-        add_fault(s, endpoint, {"latency": 1.5})
+def window(ansible, stage: str, action: t.Callable[[], None]) -> t.Tuple[Trigger, dict]:
     hook = os.path.join(ansible.workdir, "hook.yml")
     with open(hook, "w", encoding="utf-8") as handle:
         json.dump(HOOK, handle)
-    return [(task, action)], {"deploy_tasks": hook}
+    return (WINDOWS[stage], action), {"deploy_tasks": hook}
 
 
 def expect_stopped_at(s: Setup, stage: str) -> None:
@@ -522,11 +508,11 @@ def test_vault_down_at_a_stage(fault, stage, raft, emulator, kv_path, ansible):
     action = raft.seal if fault == "sealed" else raft.stop
     if stage == "plan":
         action()
-        triggers: t.List[Trigger] = []
+        trigger: t.Optional[Trigger] = None
         extra: dict = {}
     else:
-        triggers, extra = window(s, ansible, stage, action)
-    outcome = rotate(ansible, s, extra=extra, triggers=triggers)
+        trigger, extra = window(ansible, stage, action)
+    outcome = rotate(ansible, s, extra=extra, trigger=trigger)
     assert outcome.rc != 0, outcome
     if fault == "sealed":
         assert "is sealed" in outcome.output and "Unseal it" in outcome.output, outcome
@@ -558,9 +544,9 @@ def test_rerun_after_a_vault_outage_and_the_lease_it_left(raft, emulator, kv_pat
     for the lease to expire.
     """
     s, before = new_setup("openrouter", raft, emulator, kv_path)
-    triggers, extra = window(s, ansible, "store", raft.seal)
+    trigger, extra = window(ansible, "store", raft.seal)
     extra["rotate_lease_ttl"] = "1h"
-    assert rotate(ansible, s, extra=extra, triggers=triggers).rc != 0
+    assert rotate(ansible, s, extra=extra, trigger=trigger).rc != 0
     bring_back(raft)
     client = hvac.Client(url=raft.addr, token=raft.root_token)
     lease = client.secrets.kv.v2.read_secret_version(
@@ -609,11 +595,11 @@ def test_vault_permission_denied_at_a_stage(stage, openbao, emulator, kv_path, a
     policy = "rotation-%s" % kv_path.replace("/", "-")
     write_policy(root, policy, kv_path, *DENIED_CASES[stage])
     token = root.auth.token.create(policies=[policy], ttl="1h")["auth"]["client_token"]
-    triggers: t.List[Trigger] = []
+    trigger: t.Optional[Trigger] = None
     extra: dict = {}
     if stage == "done":
-        triggers, extra = window(s, ansible, "done", lambda: write_policy(root, policy, kv_path, ("read",), ("read", "list")))
-    outcome = rotate(ansible, s, extra=extra, triggers=triggers, env={"VAULT_TOKEN": token})
+        trigger, extra = window(ansible, "done", lambda: write_policy(root, policy, kv_path, ("read",), ("read", "list")))
+    outcome = rotate(ansible, s, extra=extra, trigger=trigger, env={"VAULT_TOKEN": token})
     assert outcome.rc != 0, outcome
     assert "Permission denied: could not" in outcome.output and "capability on the path" in outcome.output, outcome
     assert_safe(s, before)
@@ -641,8 +627,8 @@ def test_vault_written_by_someone_else_at_a_stage(stage, openbao, emulator, kv_p
     """
     s, before = new_setup("openrouter", openbao, emulator, kv_path)
     made: t.Dict[str, dict] = {}
-    triggers, extra = window(s, ansible, stage, someone_rotates_by_hand(s, made))
-    outcome = rotate(ansible, s, extra=extra, triggers=triggers)
+    trigger, extra = window(ansible, stage, someone_rotates_by_hand(s, made))
+    outcome = rotate(ansible, s, extra=extra, trigger=trigger)
     theirs = made["theirs"]
     assert s.value() == theirs["value"], "their version is the newest"
     assert_safe(s, before | {theirs["id"]})

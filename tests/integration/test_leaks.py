@@ -193,8 +193,8 @@ def test_no_value_with_vault_sealed_mid_rotation(raft_openbao, emulator, kv_path
     """Vault sealed while the new key is verified (the rescue fails too), at -vvvv, and OpenBao's own log."""
     s = Setup("openrouter", raft_openbao, emulator, kv_path)
     token = vault_token(raft_openbao)
-    triggers, extra = window(s, ansible, "verify", raft_openbao.seal)
-    outcome = run_rotation(ansible, s, extra=extra, triggers=triggers, env={"VAULT_TOKEN": token}, verbosity=4)
+    trigger, extra = window(ansible, "verify", raft_openbao.seal)
+    outcome = run_rotation(ansible, s, extra=extra, trigger=trigger, env={"VAULT_TOKEN": token}, verbosity=4)
     assert outcome.rc != 0 and "is sealed" in outcome.output, outcome
     bring_back(raft_openbao)
     named = secrets_of(s, token, "")
