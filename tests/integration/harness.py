@@ -79,6 +79,52 @@ def wait_for(predicate: t.Callable[[], bool], timeout: float, what: str, interva
     raise RuntimeError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+def process_report(root: int) -> str:
+    """One line per live process of a run's tree: pid, parent, group, state, the kernel call it waits in.
+
+    What a watchdog prints before it kills a run that hangs, so that a CI log says which process
+    stood still and where (a worker stopped at ret_from_fork, a module in a read, ...). Only the
+    program's name is shown: no command line, no environment.
+    """
+    from callback_plugins.kill_at import descendants  # pylint: disable=import-outside-toplevel
+
+    lines = ["pid ppid pgid state wchan program"]
+    for pid in [root] + descendants(root):
+        try:
+            with open("/proc/%d/stat" % pid, encoding="utf-8", errors="replace") as handle:
+                stat = handle.read()
+            with open("/proc/%d/wchan" % pid, encoding="utf-8", errors="replace") as handle:
+                wchan = handle.read().strip() or "-"
+        except OSError:
+            continue  # gone meanwhile
+        program = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid, pgid = stat[stat.rindex(")") + 2:].split()[:3]
+        lines.append("%d %s %s %s %s %s" % (pid, ppid, pgid, state, wchan, program))
+    return "\n".join(lines)
+
+
+def kill_hung(pid: int, seconds: float) -> None:
+    """A watchdog's end for a run started with start_new_session=True: report its processes, then SIGKILL them.
+
+    The report goes to stdout, which pytest shows with a failed test. Ansible's workers call
+    setsid(), so each process of the tree is killed by its own group as well as the run's.
+    """
+    from callback_plugins.kill_at import descendants  # pylint: disable=import-outside-toplevel
+
+    sys.stdout.write("watchdog: the run did not end within %.0f s; its processes:\n%s\n" % (seconds, process_report(pid)))
+    groups = {pid}
+    for child in descendants(pid):  # before any kill: an orphan is no longer found under the run
+        try:
+            groups.add(os.getpgid(child))
+        except OSError:
+            pass  # gone meanwhile
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass  # gone meanwhile
+
+
 def stop_process(proc: t.Optional[subprocess.Popen], timeout: float = 10.0) -> None:
     """Stop a process started with start_new_session=True, by its process group."""
     if proc is None or proc.poll() is not None:

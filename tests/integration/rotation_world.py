@@ -23,7 +23,7 @@ import typing as t
 
 import hvac
 
-from harness import BIN_DIR, key_authenticates
+from harness import BIN_DIR, key_authenticates, kill_hung
 
 PROVIDERS = ("anthropic", "openai", "openrouter")
 ROTATE = "apikeys.rotation.rotate"
@@ -265,7 +265,7 @@ class Run:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            kill_hung(self.proc.pid, timeout)
             self.proc.wait(timeout=30)
             raise
         finally:

@@ -35,7 +35,7 @@ import typing as t
 import hvac
 import pytest
 
-from harness import BIN_DIR, OpenBaoRaft, http_json, wait_for
+from harness import BIN_DIR, OpenBaoRaft, http_json, kill_hung, wait_for
 from test_rotation import HOST, ROTATE, Setup, fp
 
 PROVIDERS = ("anthropic", "openai", "openrouter")
@@ -164,7 +164,7 @@ def rotate(ansible, s: Setup, extra: t.Optional[dict] = None, trigger: t.Optiona
         cmd.append("-" + "v" * verbosity)
     proc = subprocess.Popen(cmd, cwd=run_dir, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    watchdog = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    watchdog = threading.Timer(timeout, kill_hung, args=(proc.pid, timeout))
     watchdog.start()
     pending = trigger
     lines: t.List[str] = []

@@ -25,7 +25,7 @@ import hvac
 import pytest
 
 from harness import assert_no_secret
-from harness import BIN_DIR, http_json, key_authenticates
+from harness import BIN_DIR, http_json, key_authenticates, kill_hung
 
 PROVIDERS = ("anthropic", "openai", "openrouter")
 ROTATE = "apikeys.rotation.rotate"
@@ -682,7 +682,7 @@ def start_playbook(ansible, playbook: str, inventory: dict, extra_vars: dict, en
 def kill_at_task(proc: subprocess.Popen, task_name: str, timeout: float = 120) -> str:
     """SIGKILL the whole ansible-playbook process group as soon as ``task_name`` starts."""
     seen: t.List[str] = []
-    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer = threading.Timer(timeout, kill_hung, args=(proc.pid, timeout))
     timer.start()
     try:
         for line in proc.stdout:
@@ -745,7 +745,7 @@ def test_rerun_finishes_a_killed_rotation(point, setup_factory, ansible):
 def watch_for_task(proc: subprocess.Popen, task_name: str, timeout: float = 120) -> t.List[str]:
     """Read the playbook's output until ``task_name`` starts; the playbook keeps running."""
     seen: t.List[str] = []
-    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer = threading.Timer(timeout, kill_hung, args=(proc.pid, timeout))
     timer.start()
     try:
         for line in proc.stdout:
