@@ -60,9 +60,19 @@ def checked_fingerprint(given: t.Optional[str], option: str, required: bool = Fa
     """
     value = (given or "").strip().lower()
     if (value or required) and not FINGERPRINT_RE.match(value):
-        raise RotationError("%s must be sha256: followed by 12 (or 64) hex digits, got %r. Nothing was changed."
-                            % (option, (given or "")[:80]))
+        raise RotationError("%s must be sha256: followed by 12 (or 64) hex digits, got %s. Nothing was changed."
+                            % (option, _shown_fingerprint(given or "")))
     return value
+
+
+def _shown_fingerprint(given: str) -> str:
+    """A refused fingerprint option as a message may show it: only what has a fingerprint's shape.
+
+    Anything else may be a key pasted into the wrong option, so only its length is told.
+    """
+    if given.strip().lower().startswith(FINGERPRINT_PREFIX) and len(given.strip()) <= len(FINGERPRINT_PREFIX) + 64:
+        return repr(given)
+    return "a value of %d characters that does not look like a fingerprint (not shown)" % len(given)
 
 
 _URL_RE = re.compile(r"^(?P<scheme>https?)://(?:(?P<userinfo>[^@/?#\s]*)@)?(?P<host>\[[^\]/]+\]|[^:/?#\s]+)(?::\d+)?(?:[/?#].*)?$",

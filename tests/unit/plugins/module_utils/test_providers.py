@@ -757,8 +757,21 @@ def test_checked_fingerprint(given, required, expected):
 def test_checked_fingerprint_refuses(given, required):
     with pytest.raises(RotationError) as info:
         checked_fingerprint(given, "protect_fingerprint", required)
-    assert str(info.value) == ("protect_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %r. "
-                               "Nothing was changed." % (given or ""))
+    shown = ("%r" % given if (given or "").startswith("sha256:")
+             else "a value of %d characters that does not look like a fingerprint (not shown)" % len(given or ""))
+    assert str(info.value) == ("protect_fingerprint must be sha256: followed by 12 (or 64) hex digits, got %s. "
+                               "Nothing was changed." % shown)
+
+
+def test_checked_fingerprint_never_shows_a_key_given_by_mistake():
+    key = "sk-or-v1-" + "5f" * 32
+    with pytest.raises(RotationError) as info:
+        checked_fingerprint(key, "expected_fingerprint")
+    assert key not in str(info.value) and key[:12] not in str(info.value)
+    assert "a value of %d characters" % len(key) in str(info.value)
+    with pytest.raises(RotationError) as info:
+        checked_fingerprint("sha256:" + key, "expected_fingerprint")
+    assert key[:12] not in str(info.value), "nor one behind sha256:, longer than a SHA-256"
 
 
 def test_iso_time():
