@@ -75,11 +75,11 @@ def test_worker_rotation_under_load_revokes_only_after_the_worker_serves_the_new
     releaser.start()
     load.start()
     try:
-        time.sleep(1.0)
+        load.wait_for_traffic(0.0)
         began = time.monotonic()
         result = ansible.run_playbook(ROTATE, inventory=inventory, extra_vars={"rotate_force": True}, env=s.env)
         ended = time.monotonic()
-        time.sleep(1.0)
+        load.wait_for_traffic(ended)
     finally:
         load.stop()
         released.set()

@@ -433,6 +433,7 @@ def test_new_key_delay_and_revoke_delay(emulator):
     old = make_key(emulator, "openrouter", name="old")
     settings = emulator.control("POST", "propagation", {"new_key_delay": 3, "revoke_delay": 3})
     assert all(settings[p]["new_key_delay"] == 3 for p in ("anthropic", "openai", "openrouter"))
+    made = time.time()  # before the keys exist and before the revoke: no switch can come earlier than made + 3
     created = bearer_req(emulator, "openrouter", "POST", "/keys", management, json={"name": "new"}).json()
     anthropic_key = make_key(emulator, "anthropic")
     assert bearer_req(emulator, "openrouter", "DELETE", "/keys/" + old["hash"], management).status_code == 200
@@ -441,10 +442,19 @@ def test_new_key_delay_and_revoke_delay(emulator):
     assert bearer_req(emulator, "openrouter", "GET", "/key", old["value"]).status_code == 200
     assert key_entry(emulator, "openrouter", old["id"])["status"] == "deleted"
     assert bearer_req(emulator, "openrouter", "GET", "/key", management).status_code == 200
-    time.sleep(3.2)
-    assert bearer_req(emulator, "openrouter", "GET", "/key", created["key"]).status_code == 200
-    assert anthropic_req(emulator, "GET", "/v1/models", anthropic_key["value"]).status_code == 200
+    # Each switch is waited for as it happens, not for a fixed time; none may come before its delay.
+    switches = {
+        "the new OpenRouter key is accepted":
+            lambda: bearer_req(emulator, "openrouter", "GET", "/key", created["key"]).status_code == 200,
+        "the new Anthropic key is accepted":
+            lambda: anthropic_req(emulator, "GET", "/v1/models", anthropic_key["value"]).status_code == 200,
+        "the revoked key is refused": lambda: bearer_req(emulator, "openrouter", "GET", "/key", old["value"]).status_code == 401,
+    }
+    for what, switched in switches.items():
+        wait_for(switched, 60, what)
+        assert time.time() >= made + 3, "%s before its 3 s delay" % what
     openrouter_error(bearer_req(emulator, "openrouter", "GET", "/key", old["value"]), 401)
+    assert bearer_req(emulator, "openrouter", "GET", "/key", created["key"]).status_code == 200
 
 
 def test_new_key_refusals(emulator):

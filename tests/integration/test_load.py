@@ -30,6 +30,7 @@ import run_demo  # noqa: E402  pylint: disable=wrong-import-position
 
 RATE = 100.0          # requests per second
 MAX_SECONDS = 150.0   # the load stops after this long whatever happens
+TRAFFIC_AROUND = 50   # completed requests of the load before the rotation starts and after it ends
 PROBE_DELAY = 0.3
 CASES = {
     # name -> (provider, propagation settings or None)
@@ -51,6 +52,13 @@ class TimedLoad(run_demo.Load):
     def _record(self, name: str, started: float, seconds: float, ok: bool, detail: str) -> None:
         self.samples.append((started, seconds, ok))
         super()._record(name, started, seconds, ok, detail)
+
+    def wait_for_traffic(self, since: float, count: int = TRAFFIC_AROUND) -> None:
+        """Wait until ``count`` requests sent at or after ``since`` (time.monotonic()) have completed."""
+        def enough() -> bool:
+            with self.lock:
+                return sum(1 for sample in self.samples if sample[0] >= since) >= count
+        wait_for(enough, 60, "%d completed requests of the load" % count)
 
     def figures(self, since: float, until: float) -> dict:
         with self.lock:
@@ -105,12 +113,12 @@ def test_zero_failed_requests_during_rotation(case, openbao, emulator, kv_path, 
     load = TimedLoad(url)
     load.start()
     try:
-        time.sleep(1.0)
+        load.wait_for_traffic(0.0)
         began = time.monotonic()
         result = ansible.run_playbook(ROTATE, inventory=inventory, extra_vars={"rotate_force": True},
                                       env=dict(s.env, ANSIBLE_PIPELINING="1"))
         ended = time.monotonic()
-        time.sleep(1.0)
+        load.wait_for_traffic(ended)
     finally:
         load.stop()
     figures = load.figures(began, ended)
