@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import signal
 import tempfile
 import uuid
 
@@ -16,6 +17,33 @@ import pytest
 from harness import REPO_ROOT, AnsibleEnv, Emulator, OpenBaoDev, OpenBaoRaft, assert_no_secret
 
 __all__ = ["assert_no_secret"]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def pytest_configure(config):
+    """A session stopped with SIGTERM tears its fixtures down as Ctrl-C does.
+
+    The servers and emulators run in sessions of their own (start_new_session=True), so the
+    default SIGTERM, which ends pytest at once, would leave them running. As a KeyboardInterrupt,
+    pytest stops the test, runs every fixture's teardown and ends. Not in pytest-xdist's
+    controller (``-n``), which holds no fixtures: ended at once, it closes its workers' channels
+    and each worker tears its own fixtures down; interrupted, it would kill them first.
+    """
+    if getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput"):
+        return
+    config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_unconfigure(config):
+    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_PREVIOUS_SIGTERM = pytest.StashKey()
 
 
 @pytest.fixture(scope="session")
