@@ -284,7 +284,7 @@ ROLE_CASES = [
          "rotate_probe_retries must be a whole number from 1 to 1000"),
     case("role-endless-delay", "role", "", {"rotate_check_delay": 100000}, "rotate_check_delay must be a number of seconds from 0 to 600"),
     case("role-bogus-current-key-id", "role", "", {"current_key_id": "f" * 64, "rotate_force": True},
-         "current_key_id (rotate_current_key_id) is " + "f" * 64, "no openrouter key has that id"),
+         "current_key_id (rotate_current_key_id) is " + "f" * 64 + ", but no openrouter key has that id. Set current_key_id"),
 ]
 
 CASES = VAULT_CASES + PROVIDER_CASES + STATEFUL_CASES
