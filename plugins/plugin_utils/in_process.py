@@ -49,27 +49,46 @@ LOCAL_TRANSPORTS = ("local", "ansible.builtin.local")
 AUTO_INTERPRETERS = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
 
 
-# What the rotate role's tasks template with: the collection's filters and ansible-core's own
-# tests (``is file``, ``is skipped``). A worker imports a Jinja plugin the first time a task
-# templates with it, and the import dies with the worker, so every task paid it again. Imported
-# here, in the controller's main process (where the strategy loads the action plugins before
-# it forks the first worker), the plugin loader finds them in sys.modules in every worker.
+# What a worker would otherwise import for itself, for each task, only to lose it when the
+# worker exits: the collection's filters; the provider files (a provider module imports only
+# its own, at run time); ansible-core's JSON profile of module results, which every in-process
+# module task encodes and decodes with; and netrc, which requests and httpx import on their
+# first request. Imported here, in the controller's main process (where the strategy loads the
+# action plugins before it forks the first worker), every worker finds them in sys.modules.
 WORKER_PRELOADS = (
-    "ansible.plugins.test.core",
-    "ansible.plugins.test.files",
     "ansible_collections.apikeys.rotation.plugins.filter.rotation",
     "ansible_collections.apikeys.rotation.plugins.filter.report",
+    "ansible_collections.apikeys.rotation.plugins.module_utils.providers.anthropic",
+    "ansible_collections.apikeys.rotation.plugins.module_utils.providers.openai",
+    "ansible_collections.apikeys.rotation.plugins.module_utils.providers.openrouter",
+    "netrc",
 )
+# ansible-core's Jinja tests (``is file``, ``is none``): the test loader reads every one of its
+# files the first time a template uses any test, under names of its own, so importing the files
+# by their module names does not help. Asking the loader for one test in the main process fills
+# its cache, which the workers inherit.
+WORKER_PRELOAD_TEST = "ansible.builtin.file"
 
 
 def preload_for_workers() -> None:
-    """Import :data:`WORKER_PRELOADS` once; a module that fails to import is left to fail where it is used."""
+    """Load :data:`WORKER_PRELOADS`, ansible-core's tests and the module result profile once.
+
+    Nothing here may fail a run: what fails to load is left to fail where it is used.
+    """
     for name in WORKER_PRELOADS:
         if name not in sys.modules:
             try:
                 importlib.import_module(name)
             except Exception:  # pylint: disable=broad-except
                 pass
+    try:
+        from ansible.plugins.loader import test_loader  # pylint: disable=import-outside-toplevel
+
+        test_loader.get(WORKER_PRELOAD_TEST)
+        for direction in (Direction.CONTROLLER_TO_MODULE, Direction.MODULE_TO_CONTROLLER):
+            get_module_encoder(PROFILE, direction)
+    except Exception:  # pylint: disable=broad-except
+        pass
 
 
 def _same_python(interpreter: str) -> bool:
