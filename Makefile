@@ -72,21 +72,24 @@ $(K8S_CORE): | $(STAMP)
 # 2.21 lines, each spread over $(JOBS) pytest workers. Beside them, the static checks of every
 # line (ansible-test sanity and units, molecule, ansible-lint, the changelog lint), which mostly
 # keep one core busy, then the 2.20 line's integration suite, so that both lanes take about as
-# long; the second lane's output goes to $(CHECKS_LOG) and is printed when both have ended.
+# long; the second lane's output goes to $(CHECKS_LOG) and is printed when both have ended, and
+# the last line gives each lane's time.
 # Either lane failing fails make test. Each line's venv is made first, the three at once.
 # `make test-suites` and `make test-checks` run one lane alone.
 CHECKS_LOG  := $(BUILD)/checks.log
+CHECKS_END  := $(BUILD)/checks.end
 test:
 	@$(MAKE) --no-print-directory -j3 venv collection kubernetes-core $(if $(CORE221_PYTHON),core220-venv core221-venv)
-	@set -m; start=$$(date +%s); mkdir -p $(BUILD); rm -f $(CHECKS_LOG); \
+	@set -m; start=$$(date +%s); mkdir -p $(BUILD); rm -f $(CHECKS_LOG) $(CHECKS_END); \
 	echo "make test: the static checks and the 2.20 suite run beside the 2.19 and 2.21 suites; their output is printed at the end ($(CHECKS_LOG))"; \
-	$(MAKE) --no-print-directory test-checks > $(CHECKS_LOG) 2>&1 & checks=$$!; set +m; \
+	{ rc=0; $(MAKE) --no-print-directory test-checks || rc=$$?; date +%s > $(CHECKS_END); exit $$rc; } > $(CHECKS_LOG) 2>&1 & checks=$$!; set +m; \
 	trap 'kill -TERM -- -$$checks 2>/dev/null; exit 130' INT TERM; \
 	suites_rc=0; $(MAKE) --no-print-directory test-suites || suites_rc=$$?; \
 	suites_end=$$(date +%s); checks_rc=0; wait $$checks || checks_rc=$$?; \
 	echo; echo "=== static checks (sanity, ansible-test units, molecule, ansible-lint, changelog lint) and the 2.20 suite ==="; \
 	cat $(CHECKS_LOG); echo; \
-	echo "make test: 2.19 and 2.21 suites $$(( suites_end - start ))s ($$( [ $$suites_rc = 0 ] && echo passed || echo FAILED)), static checks and 2.20 suite beside them ($$( [ $$checks_rc = 0 ] && echo passed || echo FAILED)), $$(( $$(date +%s) - start ))s in all"; \
+	checks_end=$$(cat $(CHECKS_END) 2>/dev/null || date +%s); \
+	echo "make test: 2.19 and 2.21 suites $$(( suites_end - start ))s ($$( [ $$suites_rc = 0 ] && echo passed || echo FAILED)), static checks and 2.20 suite beside them $$(( checks_end - start ))s ($$( [ $$checks_rc = 0 ] && echo passed || echo FAILED)), $$(( $$(date +%s) - start ))s in all"; \
 	[ $$suites_rc = 0 ] && [ $$checks_rc = 0 ]
 	@if [ -n "$(CORE221_PYTHON)" ]; then \
 	    echo "make test: all checks passed on ansible-core $$($(BIN)/python -c 'import ansible.release as r; print(r.__version__)'), $(CORE220_PIN) and $(CORE221_PIN)"; \
