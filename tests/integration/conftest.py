@@ -19,6 +19,9 @@ from harness import REPO_ROOT, AnsibleEnv, Emulator, OpenBaoDev, OpenBaoRaft, as
 __all__ = ["assert_no_secret"]
 
 
+_PREVIOUS_SIGTERM = pytest.StashKey()  # the SIGTERM handler to put back when the session ends
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt("signal %d" % signum)
 
@@ -41,9 +44,6 @@ def pytest_unconfigure(config):
     previous = config.stash.get(_PREVIOUS_SIGTERM, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-_PREVIOUS_SIGTERM = pytest.StashKey()
 
 
 @pytest.fixture(scope="session")
