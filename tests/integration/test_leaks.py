@@ -125,14 +125,19 @@ def secrets_of(s: Setup, token: str, bad_admin: str) -> t.Dict[str, str]:
 
 # The modules run in the controller's process (their action plugins); once more with every
 # module executed as a module (AnsiballZ), where AnsibleModule's masking works in its own process.
+# Each path runs in two halves from a fresh key, so that the longest of them (the module path)
+# is two tests that pytest's workers can share: the playbooks succeeding, and failing.
+@pytest.mark.parametrize("half", ["succeeding", "failing"])
 @pytest.mark.parametrize("provider,path", [(p, "in-process") for p in PROVIDERS] + [("openrouter", "module")])
-def test_no_value_in_any_playbook_run(provider, path, openbao, emulator, kv_path, ansible):
-    """rotate, probe, rollback, cleanup at -vvvv, succeeding and failing: no value anywhere."""
+def test_no_value_in_any_playbook_run(provider, path, half, openbao, emulator, kv_path, ansible):
+    """rotate, probe, rollback, cleanup at -vvvv, succeeding or failing: no value anywhere."""
     s = Setup(provider, openbao, emulator, kv_path)
     token = vault_token(openbao)
     env = dict(s.env, VAULT_TOKEN=token, ANSIBLE_PIPELINING="1", APIKEYS_IN_PROCESS="true" if path == "in-process" else "false")
     bad_admin = BAD_ADMIN[provider] + secrets.token_hex(40)
+    bad_env = dict(env, **{name: bad_admin for name, value in s.env.items() if value == s.admin})
     inventory = s.inventory(**FAST)
+    cleanup_inventory = s.inventory(grace_period="0s", **FAST)
     runs: t.List[t.Tuple[str, t.Any]] = []
 
     def run(name: str, playbook: str, expect_ok: bool, inv: t.Optional[dict] = None, run_env: t.Optional[dict] = None,
@@ -142,39 +147,39 @@ def test_no_value_in_any_playbook_run(provider, path, openbao, emulator, kv_path
         runs.append((name, result))
         return result
 
-    # Success through every playbook.
-    run("rotate", ROTATE, True, extra_vars={"rotate_force": True})
-    run("probe", PROBE, True)
-    run("rollback", ROLLBACK, True, args=["-l", HOST])
-    cleanup_inventory = s.inventory(grace_period="0s", **FAST)
-    bad_env = dict(env, **{name: bad_admin for name, value in s.env.items() if value == s.admin})
-    failed = run("cleanup: bad admin key", CLEANUP, False, inv=cleanup_inventory, run_env=bad_env)
-    assert "401" in failed.output
-    run("cleanup", CLEANUP, True, inv=cleanup_inventory)
-    # Failure through every playbook.
-    emulator.control("POST", "propagation", {"provider": provider, "never_valid": True})
-    if provider == "anthropic":
-        s.stage_console_key()  # made after never_valid: it never authenticates
-    failed = run("rotate: new key never valid", ROTATE, False, extra_vars={"rotate_force": True})
-    assert "did not authenticate" in failed.output
-    emulator.control("POST", "propagation", {"provider": provider, "never_valid": False})
-    if provider == "anthropic":
-        s.stage_console_key()
-    failed = run("rotate: bad admin key", ROTATE, False, extra_vars={"rotate_force": True}, run_env=bad_env)
-    assert "401" in failed.output
-    # A rotation, then a cleanup that deletes its previous key: a rollback must refuse.
-    if provider == "anthropic":
-        s.stage_console_key()
-    run("rotate again", ROTATE, True, extra_vars={"rotate_force": True})
-    run("cleanup again", CLEANUP, True, inv=cleanup_inventory)
-    failed = run("rollback: previous key deleted", ROLLBACK, False, args=["-l", HOST])
-    assert "refusing to roll back" in failed.output
-    revoke_out_of_band(s, s.record()["key_id"])
-    failed = run("probe: key not live", PROBE, False)
-    assert "NOT LIVE" in failed.output
+    if half == "succeeding":
+        run("rotate", ROTATE, True, extra_vars={"rotate_force": True})
+        run("probe", PROBE, True)
+        run("rollback", ROLLBACK, True, args=["-l", HOST])
+        failed = run("cleanup: bad admin key", CLEANUP, False, inv=cleanup_inventory, run_env=bad_env)
+        assert "401" in failed.output
+        run("cleanup", CLEANUP, True, inv=cleanup_inventory)
+        failing_runs = 1
+    else:
+        emulator.control("POST", "propagation", {"provider": provider, "never_valid": True})
+        if provider == "anthropic":
+            s.stage_console_key()  # made after never_valid: it never authenticates
+        failed = run("rotate: new key never valid", ROTATE, False, extra_vars={"rotate_force": True})
+        assert "did not authenticate" in failed.output
+        emulator.control("POST", "propagation", {"provider": provider, "never_valid": False})
+        if provider == "anthropic":
+            s.stage_console_key()
+        failed = run("rotate: bad admin key", ROTATE, False, extra_vars={"rotate_force": True}, run_env=bad_env)
+        assert "401" in failed.output
+        # A rotation, then a cleanup that deletes its previous key: a rollback must refuse.
+        if provider == "anthropic":
+            s.stage_console_key()
+        run("rotate", ROTATE, True, extra_vars={"rotate_force": True})
+        run("cleanup", CLEANUP, True, inv=cleanup_inventory)
+        failed = run("rollback: previous key deleted", ROLLBACK, False, args=["-l", HOST])
+        assert "refusing to roll back" in failed.output
+        revoke_out_of_band(s, s.record()["key_id"])
+        failed = run("probe: key not live", PROBE, False)
+        assert "NOT LIVE" in failed.output
+        failing_runs = 4
 
     named = secrets_of(s, token, bad_admin)
-    assert len(named) >= 6, "the runs made new keys that Vault holds: %s" % sorted(named)
+    assert any(label.startswith("key in Vault") for label in named), "the runs made a new key that Vault holds: %s" % sorted(named)
     check = LeakCheck()
     for name, result in runs:
         check.result(name, result, named)
@@ -182,11 +187,11 @@ def test_no_value_in_any_playbook_run(provider, path, openbao, emulator, kv_path
     check.file(openbao.log_path, named)
     record = s.vault.secrets.kv.v2.read_secret_metadata(path=kv_path, mount_point="secret")["data"]
     check.text("the rotation record", json.dumps(record), named)
-    assert check.failed_msgs >= 4, "each failing run has a failed task"
+    assert check.failed_msgs >= failing_runs, "each failing run has a failed task"
     modules_executed = sum(result.output.count("executed as a module (APIKEYS_IN_PROCESS is false)") for _name, result in runs)
     assert (modules_executed > 20) == (path == "module"), modules_executed
-    sys.stdout.write("\nleak checks [%s, %s]: %d runs, %d texts, %d failed-task msgs, %d (text, secret) checks, %d secrets\n"
-                     % (provider, path, len(runs), check.texts, check.failed_msgs, check.checks, len(named)))
+    sys.stdout.write("\nleak checks [%s, %s, %s]: %d runs, %d texts, %d failed-task msgs, %d (text, secret) checks, %d secrets\n"
+                     % (provider, path, half, len(runs), check.texts, check.failed_msgs, check.checks, len(named)))
 
 
 def test_no_value_with_vault_sealed_mid_rotation(raft_openbao, emulator, kv_path, ansible):
