@@ -14,7 +14,9 @@ modules   per-task wall time inside ansible-playbook: BENCH_N rounds of every mo
           ansible.builtin.ping interleaved in one play; median per module / median of ping.
 rotation  one full rotation of one OpenRouter key (probe delay 0): the rotate role against
           the naive baseline (benchmarks/baseline/), alternating, BENCH_ROTATIONS each; beside
-          them, ansible-core's floor: a play of as many no-op tasks as the role has, and of one.
+          them, ansible-core's floor: a play of as many no-op tasks as the role has, and of one;
+          then one more run of the role and of that play, each task's worker timed in parts
+          (benchmarks/worker_times.py: conditions, templating, the action's run, the rest).
 fleet     BENCH_FLEET_SIZES keys at BENCH_FLEET_FORKS forks: wall time, CPU seconds per key
           and peak memory of the whole ansible-playbook process tree, role and baseline.
 
@@ -58,6 +60,7 @@ from harness import BIN_DIR, CALLBACK_DIR, AnsibleEnv, Emulator, OpenBaoDev, bao
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TIMER_DIR = os.path.join(BENCH_DIR, "callback_plugins")
 BASELINE_TASKS = os.path.join(BENCH_DIR, "baseline", "rotate_naive_tasks.yml")
+WORKER_TIMES = os.path.join(BENCH_DIR, "worker_times.py")
 BUILD = os.path.join(REPO, ".build", "bench")
 PROVIDER = "openrouter"
 # BENCH_PIPELINING: unset runs every playbook as written (the collection's playbooks set
@@ -318,7 +321,8 @@ class Bench:
         return env
 
     def run(self, playbook: t.Union[str, list], inventory: dict, extra_vars: t.Optional[dict] = None,
-            forks: int = 5, env: t.Optional[dict] = None, sample: bool = False, timeout: float = 3600) -> Run:
+            forks: int = 5, env: t.Optional[dict] = None, sample: bool = False, timeout: float = 3600,
+            worker_times: bool = False) -> Run:
         self.runs += 1
         run_dir = os.path.join(self.workdir, "run-%03d" % self.runs)
         os.makedirs(run_dir)
@@ -339,6 +343,9 @@ class Bench:
         timings_path = os.path.join(run_dir, "timings.jsonl")
         output_path = os.path.join(run_dir, "output.txt")
         run_env = self.env(dict(env or {}, APIKEYS_BENCH_TIMINGS=timings_path))
+        if worker_times:  # each worker timed in parts (benchmarks/worker_times.py): never for a timed run
+            cmd = [os.path.join(BIN_DIR, "python"), WORKER_TIMES] + cmd
+            run_env["APIKEYS_BENCH_WORKER_TIMES"] = os.path.join(run_dir, "worker_times.jsonl")
         server_before = process_cpu(self.bao.pid) + process_cpu(self.emulator.proc.pid if self.emulator.proc else None)
         cpu_before = children_cpu()
         with open(output_path, "w", encoding="utf-8") as out:
@@ -724,6 +731,51 @@ def floor_report(walls: t.Dict[str, t.List[float]], cpus: t.Dict[str, t.List[flo
             "role_per_task_ms": round(role_per_task * 1000, 1), "role_tasks_within_target": role_fits}
 
 
+WORKER_PARTS = ("fork", "conditions", "templating", "action")
+
+
+def worker_parts(bench: Bench, side: str, tasks: int) -> dict:
+    """One more run of the role's rotation or of the floor's no-op play, its workers timed in parts, summed."""
+    if side == "role":
+        bench.reset()
+        seeded = bench.seed("parts-%d" % (bench.runs + 1), 1)
+        run = bench.run(*role_side(seeded), worker_times=True)
+        require_ok(run, "the role's rotation with its workers timed")
+        bench.check_rotated(seeded)
+    else:
+        run = bench.run(*floor_side(tasks), worker_times=True)
+        require_ok(run, "the play of %d no-op tasks with its workers timed" % tasks)
+    with open(os.path.join(os.path.dirname(run.output_path), "worker_times.jsonl"), encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    sums = {part: sum(row.get(part, 0.0) for row in rows) for part in WORKER_PARTS + ("total",)}
+    sums["rest"] = sums["total"] - sum(sums[part] for part in WORKER_PARTS[1:])
+    # the tasks whose conditions and templating cost most, with that cost
+    costliest = sorted(((row["task"], round(row.get("conditions", 0.0) + row.get("templating", 0.0), 4)) for row in rows),
+                       key=lambda pair: -pair[1])[:5]
+    return dict(sums, workers=len(rows), wall=run.wall, outside=run.wall - sums["total"] - sums["fork"], costliest=costliest)
+
+
+def worker_report(parts: t.Dict[str, dict], role_wall: float, base_wall: float) -> dict:
+    """Where the workers' time goes, role beside floor, and what the role would cost with no templating at all."""
+    say("\nInside the workers (one more run of each, through benchmarks/worker_times.py, not among the timed runs; "
+        "seconds summed over the run's workers):\n")
+    say(table(("play", "workers", "wall s", "in the workers", "fork to worker", "conditions", "templating (post_validate)",
+               "the action's run", "rest of the worker", "outside the workers"),
+              [(side, p["workers"], "%.2f" % p["wall"], "%.2f" % p["total"], "%.2f" % p["fork"], "%.2f" % p["conditions"],
+                "%.2f" % p["templating"], "%.2f" % p["action"], "%.2f" % p["rest"], "%.2f" % p["outside"])
+               for side, p in parts.items()]))
+    say("\nThe role's tasks whose conditions and templating cost most in that run: %s."
+        % "; ".join("%s %.0f ms" % (name.split(" : ", 1)[-1], seconds * 1000) for name, seconds in parts["role"]["costliest"]))
+    templating = parts["role"]["conditions"] + parts["role"]["templating"]
+    bound = max(role_wall - templating, 0.0)
+    say("\nThe role's conditions and templating take %.2f s of that run. Were they free, the median rotation above would "
+        "take %.2f s, **%.2f** of the baseline's: the rest (the actions' work, ansible-core's per-worker and main-process "
+        "work) is what a lower ratio has to come from." % (templating, bound, bound / base_wall))
+    report: dict = {side: {k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()} for side, p in parts.items()}
+    report["without_templating_ratio"] = round(bound / base_wall, 3)
+    return report
+
+
 def section_rotation(bench: Bench, results: dict) -> None:
     if not bench.baseline_collections:
         say("\n## One rotation: SKIPPED (no community.hashi_vault: run `make bench`, which installs .build/bench-venv)")
@@ -765,6 +817,8 @@ def section_rotation(bench: Bench, results: dict) -> None:
     say("ratio role / baseline, CPU time:  %.2f (target <= %.2f: %s)"
         % (cpu_ratio, ROTATION_TARGET, "met" if cpu_ratio <= ROTATION_TARGET else "NOT met"))
     floor = floor_report(walls, cpus, role_tasks)
+    workers = worker_report({"role": worker_parts(bench, "role", role_tasks), "floor": worker_parts(bench, "floor", role_tasks)},
+                            role, base)
     for side in ("role", "baseline"):
         say("\nWhere the %s's time goes (last run, one host):\n" % side)
         say(table(("kind", "tasks", "module executions", "seconds"),
@@ -772,7 +826,7 @@ def section_rotation(bench: Bench, results: dict) -> None:
         overhead = last[side].wall - sum(r["seconds"] for r in last[side].timings)
         say("\nansible-playbook start, parsing and between-task overhead: %.2f s" % overhead)
     results["rotation"] = {"walls": walls, "cpus": cpus, "ratio": round(role / base, 3), "cpu_ratio": round(cpu_ratio, 3),
-                           "module_executions": counts, "pipelining": pipelining, "floor": floor,
+                           "module_executions": counts, "pipelining": pipelining, "floor": floor, "workers": workers,
                            "breakdown": {s: breakdown(r) for s, r in last.items()},
                            "tasks": {s: [(r["task"], r["action"], r["status"], r["seconds"], executions(r)) for r in run.timings]
                                      for s, run in last.items()}}
