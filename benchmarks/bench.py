@@ -731,7 +731,8 @@ def floor_report(walls: t.Dict[str, t.List[float]], cpus: t.Dict[str, t.List[flo
             "role_per_task_ms": round(role_per_task * 1000, 1), "role_tasks_within_target": role_fits}
 
 
-WORKER_PARTS = ("fork", "conditions", "templating", "action")
+# the parts benchmarks/worker_times.py times inside a worker; the rest of the worker is what they leave
+WORKER_PARTS = ("conditions", "templating", "action")
 
 
 def worker_parts(bench: Bench, side: str, tasks: int) -> dict:
@@ -747,8 +748,8 @@ def worker_parts(bench: Bench, side: str, tasks: int) -> dict:
         require_ok(run, "the play of %d no-op tasks with its workers timed" % tasks)
     with open(os.path.join(os.path.dirname(run.output_path), "worker_times.jsonl"), encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
-    sums = {part: sum(row.get(part, 0.0) for row in rows) for part in WORKER_PARTS + ("total",)}
-    sums["rest"] = sums["total"] - sum(sums[part] for part in WORKER_PARTS[1:])
+    sums = {part: sum(row.get(part, 0.0) for row in rows) for part in WORKER_PARTS + ("fork", "total")}
+    sums["rest"] = sums["total"] - sum(sums[part] for part in WORKER_PARTS)
     # the tasks whose conditions and templating cost most, with that cost
     costliest = sorted(((row["task"], round(row.get("conditions", 0.0) + row.get("templating", 0.0), 4)) for row in rows),
                        key=lambda pair: -pair[1])[:5]
