@@ -78,7 +78,37 @@ def rotation_result(lease_outcome: str, resume: str, stage_found: str, check_mod
                                 bool(waiting))
 
 
-def rotation_report(facts: t.Mapping[str, t.Any]) -> t.Dict[str, t.Dict[str, t.Any]]:
+# The facts the report reads from a key's host variables (set_fact and register), by name without
+# the rotate_ prefix; the lease's own fields come from its result.
+HOST_FACTS = ("resume_from", "stage_found", "waiting", "record", "current_fingerprint", "current_version", "new_key_id",
+              "new_fingerprint", "new_version", "old_key_id", "old_fingerprint", "rotation_id", "rotation_started_at",
+              "provider", "vault_mount", "vault_path", "age_seconds", "max_age", "due_reason", "lease", "lease_mount",
+              "lease_path", "lease_released", "key_name_prefix", "base_version", "health_url_shown", "preverify",
+              "created_ts", "verify_probe", "verify_confirm", "verify_health", "verify_health_confirm", "stored_ts",
+              "grace_period", "stale_key_ids", "stale_kept", "orphans_revoked")
+LEASE_FIELDS = {"lease_outcome": "outcome", "lease_secret": "secret", "lease_owner": "owner",
+                "lease_taken_over": "taken_over_from", "lease_decision": "decision"}
+
+
+def report_facts(host: t.Mapping[str, t.Any], role_values: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    """The report's facts from one key's host variables, each read once (null when the run never set it),
+    with the values that live in the role rather than the host (``role_values``: key, check_mode, ...)."""
+    def read(name: str) -> t.Any:
+        try:
+            return host[name]
+        except KeyError:
+            return None
+
+    facts = {name: read("rotate_" + name) for name in HOST_FACTS}
+    lease = facts["lease"] if isinstance(facts["lease"], t.Mapping) else {}
+    facts.update((name, lease.get(field)) for name, field in LEASE_FIELDS.items())
+    facts.update(role_values)
+    return facts
+
+
+def rotation_report(facts: t.Mapping[str, t.Any], role_values: t.Optional[t.Mapping[str, t.Any]] = None) -> t.Dict[str, t.Dict[str, t.Any]]:
+    if role_values is not None:
+        facts = report_facts(facts or {}, role_values)
     return summary.report(facts or {})
 
 
