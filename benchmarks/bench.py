@@ -19,6 +19,11 @@ rotation  one full rotation of one OpenRouter key (probe delay 0): the rotate ro
           (benchmarks/worker_times.py: conditions, templating, the action's run, the rest).
 fleet     BENCH_FLEET_SIZES keys at BENCH_FLEET_FORKS forks: wall time, CPU seconds per key
           and peak memory of the whole ansible-playbook process tree, role and baseline.
+compare   (only when named) the rotate role of the working tree beside the role of the git
+          ref BENCH_COMPARE_REF (default HEAD), one rotation each, alternating,
+          BENCH_ROTATIONS each; then one more run of each with its workers timed in parts,
+          and the tasks whose workers changed most. Load moves both sides alike, so this
+          measures a change more closely than two runs of the rotation section can.
 
 Knobs (environment): BENCH_SECTIONS (default imports,process,modules,rotation,fleet),
 BENCH_N (20), BENCH_PROCESS_N (10), BENCH_IMPORT_REPEATS (7), BENCH_ROTATIONS (5),
@@ -833,6 +838,70 @@ def section_rotation(bench: Bench, results: dict) -> None:
                                      for s, run in last.items()}}
 
 
+def ref_collections(bench: Bench, ref: str) -> str:
+    """An ansible_collections tree holding the collection as git ``ref`` has it (git archive, no checkout)."""
+    tree = os.path.join(bench.workdir, "compare-tree")
+    os.makedirs(tree)
+    archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    collections = os.path.join(bench.workdir, "compare-collections")
+    os.makedirs(os.path.join(collections, "ansible_collections", "apikeys"))
+    os.symlink(tree, os.path.join(collections, "ansible_collections", "apikeys", "rotation"))
+    return collections
+
+
+def compare_once(bench: Bench, collections: str, worker_times: bool = False) -> Run:
+    """One rotation of one key by the role found in ``collections``."""
+    bench.reset()
+    seeded = bench.seed("compare-%d" % (bench.runs + 1), 1)
+    run = bench.run(*role_side(seeded), env={"ANSIBLE_COLLECTIONS_PATH": collections}, worker_times=worker_times)
+    require_ok(run, "the rotation by the role in %s" % collections)
+    bench.check_rotated(seeded)
+    return run
+
+
+def worker_rows(run: Run) -> t.Dict[str, float]:
+    """Each task's worker time (seconds, fork included) in a run made with worker_times."""
+    with open(os.path.join(os.path.dirname(run.output_path), "worker_times.jsonl"), encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    times: t.Dict[str, float] = {}
+    for row in rows:
+        times[row["task"]] = times.get(row["task"], 0.0) + row.get("total", 0.0) + row.get("fork", 0.0)
+    return times
+
+
+def section_compare(bench: Bench, results: dict) -> None:
+    ref = knob("BENCH_COMPARE_REF", "HEAD")
+    repeats = int(knob("BENCH_ROTATIONS", "5"))
+    sides = {"ref": ref_collections(bench, ref), "tree": bench.collections}
+    walls: t.Dict[str, t.List[float]] = {"ref": [], "tree": []}
+    cpus: t.Dict[str, t.List[float]] = {"ref": [], "tree": []}
+    for index in range(repeats):
+        for side in ("ref", "tree") if index % 2 == 0 else ("tree", "ref"):
+            run = compare_once(bench, sides[side])
+            walls[side].append(run.wall)
+            cpus[side].append(run.cpu)
+    tasks = {side: worker_rows(compare_once(bench, sides[side], worker_times=True)) for side in ("ref", "tree")}
+    wall_ratio = median(walls["tree"]) / median(walls["ref"])
+    cpu_ratio = median(cpus["tree"]) / median(cpus["ref"])
+    say("\n## The working tree's role beside %s's (one rotation, median of %d alternating runs)\n" % (ref, repeats))
+    say(table(("role", "wall s (median)", "runs", "CPU s (median)"), [
+        (side if side == "tree" else ref, "%.2f" % median(walls[side]), " ".join("%.2f" % w for w in walls[side]),
+         "%.2f" % median(cpus[side])) for side in ("ref", "tree")]))
+    say("\nratio working tree / %s: wall %.3f, CPU %.3f" % (ref, wall_ratio, cpu_ratio))
+    changed = sorted(set(tasks["ref"]) | set(tasks["tree"]),
+                     key=lambda name: -abs(tasks["tree"].get(name, 0.0) - tasks["ref"].get(name, 0.0)))[:10]
+    say("\nThe tasks whose workers changed most (one more run of each, benchmarks/worker_times.py; ms, fork included; "
+        "a task one side does not have shows -):\n")
+    say(table(("task", ref, "tree", "change"), [
+        (name, "%.0f" % (tasks["ref"][name] * 1000) if name in tasks["ref"] else "-",
+         "%.0f" % (tasks["tree"][name] * 1000) if name in tasks["tree"] else "-",
+         "%+.0f" % ((tasks["tree"].get(name, 0.0) - tasks["ref"].get(name, 0.0)) * 1000)) for name in changed]))
+    say("\nall workers: %s %.2f s, tree %.2f s" % (ref, sum(tasks["ref"].values()), sum(tasks["tree"].values())))
+    results["compare"] = {"ref": ref, "walls": walls, "cpus": cpus, "ratio": round(wall_ratio, 3),
+                          "cpu_ratio": round(cpu_ratio, 3), "workers": tasks}
+
+
 def section_fleet(bench: Bench, results: dict) -> None:
     if not bench.baseline_collections:
         say("\n## Fleet: SKIPPED (no community.hashi_vault: run `make bench`, which installs .build/bench-venv)")
@@ -916,7 +985,7 @@ def versions(bench: Bench) -> dict:
 
 def main() -> int:
     sections = [s.strip() for s in knob("BENCH_SECTIONS", "imports,process,modules,rotation,fleet").split(",") if s.strip()]
-    unknown = set(sections) - {"imports", "process", "modules", "rotation", "fleet"}
+    unknown = set(sections) - {"imports", "process", "modules", "rotation", "fleet", "compare"}
     if unknown:
         say("unknown BENCH_SECTIONS: %s" % ", ".join(sorted(unknown)))
         return 2
@@ -938,7 +1007,7 @@ def main() -> int:
             say("(no community.hashi_vault found: the baseline comparisons are skipped)")
         for section in sections:
             {"imports": section_imports, "process": section_process, "modules": section_modules,
-             "rotation": section_rotation, "fleet": section_fleet}[section](bench, results)
+             "rotation": section_rotation, "fleet": section_fleet, "compare": section_compare}[section](bench, results)
     finally:
         bench.stop()
         results["load_after"] = os.getloadavg()
