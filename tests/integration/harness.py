@@ -28,6 +28,11 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN_DIR = os.path.dirname(sys.executable)
 CALLBACK_DIR = os.path.join(os.path.dirname(__file__), "callback_plugins")
 EMULATOR = os.path.join(REPO_ROOT, "tests", "emulator", "emulator.py")
+# Python's bytecode cache for every ansible-playbook run here (tests and make bench), kept out of
+# the source tree: the collection under test is the repository itself, through a symlink. As with
+# an installed collection after its first run, its Python files are then compiled once, not by
+# every playbook. PYTHONDONTWRITEBYTECODE (set in some shells) would turn the cache off.
+PYCACHE_DIR = os.path.join(REPO_ROOT, ".build", "pycache")
 
 
 def free_port() -> int:
@@ -500,8 +505,9 @@ class AnsibleEnv:
             "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPYCACHEPREFIX": PYCACHE_DIR,
         })
+        base.pop("PYTHONDONTWRITEBYTECODE", None)
         if extra:
             base.update(extra)
         return base
