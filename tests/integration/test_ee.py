@@ -99,6 +99,12 @@ def test_containerfile(context):
     assert "--user-pip=requirements.txt --user-bindep=bindep.txt" in containerfile
     assert "COPY --from=galaxy /usr/share/ansible /usr/share/ansible" in containerfile
     assert "LABEL ansible-execution-environment=true" in containerfile
+    # the collection's Python compiled in the final image, by the jobs' Python, before the image
+    # switches to the user that runs jobs (who could not write the cache)
+    final = containerfile[containerfile.index("FROM base AS final"):]
+    compile_step = "RUN $PYCMD -m compileall -q /usr/share/ansible/collections/ansible_collections/apikeys/rotation"
+    assert compile_step in final, final
+    assert final.index("COPY --from=galaxy /usr/share/ansible") < final.index(compile_step) < final.index("USER 1000")
 
 
 def test_build_context_files(context):
