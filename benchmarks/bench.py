@@ -653,12 +653,16 @@ def baseline_side(seeded: t.Sequence[t.Tuple[str, str, dict]]) -> t.Tuple[list, 
     return play, {"api_keys": {"hosts": hosts}}, {}
 
 
-def rotate_once(bench: Bench, side: str, keys: int, forks: int, sample: bool) -> Run:
+def rotate_once(bench: Bench, side: str, keys: int, forks: int, sample: bool, worker_times: bool = False,
+                collections: t.Optional[str] = None) -> Run:
+    """One checked rotation of ``keys`` fresh keys by the role or the baseline; ``collections``: the
+    role from that ansible_collections tree instead of the working tree's."""
     bench.reset()
     seeded = bench.seed("%s-%d" % (side, bench.runs + 1), keys)
     playbook, inventory, extra = (role_side if side == "role" else baseline_side)(seeded)
-    run = bench.run(playbook, inventory, extra, forks=forks, sample=sample)
-    require_ok(run, "the %s rotation of %d key(s)" % (side, keys))
+    env = {"ANSIBLE_COLLECTIONS_PATH": collections} if collections else None
+    run = bench.run(playbook, inventory, extra, forks=forks, env=env, sample=sample, worker_times=worker_times)
+    require_ok(run, "the %s rotation of %d key(s)%s" % (side, keys, " by the role in " + collections if collections else ""))
     bench.check_rotated(seeded)
     return run
 
@@ -754,19 +758,20 @@ def floor_report(walls: t.Dict[str, t.List[float]], cpus: t.Dict[str, t.List[flo
 WORKER_PARTS = ("conditions", "templating", "action")
 
 
+def worker_time_rows(run: Run) -> t.List[dict]:
+    """The rows benchmarks/worker_times.py wrote for a run made with ``worker_times``: one per task and host."""
+    with open(os.path.join(os.path.dirname(run.output_path), "worker_times.jsonl"), encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def worker_parts(bench: Bench, side: str, tasks: int) -> dict:
     """One more run of the role's rotation or of the floor's no-op play, its workers timed in parts, summed."""
     if side == "role":
-        bench.reset()
-        seeded = bench.seed("parts-%d" % (bench.runs + 1), 1)
-        run = bench.run(*role_side(seeded), worker_times=True)
-        require_ok(run, "the role's rotation with its workers timed")
-        bench.check_rotated(seeded)
+        run = rotate_once(bench, "role", 1, 5, sample=False, worker_times=True)
     else:
         run = bench.run(*floor_side(tasks), worker_times=True)
         require_ok(run, "the play of %d no-op tasks with its workers timed" % tasks)
-    with open(os.path.join(os.path.dirname(run.output_path), "worker_times.jsonl"), encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
+    rows = worker_time_rows(run)
     sums = {part: sum(row.get(part, 0.0) for row in rows) for part in WORKER_PARTS + ("fork", "total")}
     sums["rest"] = sums["total"] - sum(sums[part] for part in WORKER_PARTS)
     # the tasks whose conditions and templating cost most, with that cost
@@ -864,22 +869,10 @@ def ref_collections(bench: Bench, ref: str) -> str:
     return collections
 
 
-def compare_once(bench: Bench, collections: str, worker_times: bool = False) -> Run:
-    """One rotation of one key by the role found in ``collections``."""
-    bench.reset()
-    seeded = bench.seed("compare-%d" % (bench.runs + 1), 1)
-    run = bench.run(*role_side(seeded), env={"ANSIBLE_COLLECTIONS_PATH": collections}, worker_times=worker_times)
-    require_ok(run, "the rotation by the role in %s" % collections)
-    bench.check_rotated(seeded)
-    return run
-
-
 def worker_rows(run: Run) -> t.Dict[str, float]:
     """Each task's worker time (seconds, fork included) in a run made with worker_times."""
-    with open(os.path.join(os.path.dirname(run.output_path), "worker_times.jsonl"), encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
     times: t.Dict[str, float] = {}
-    for row in rows:
+    for row in worker_time_rows(run):
         times[row["task"]] = times.get(row["task"], 0.0) + row.get("total", 0.0) + row.get("fork", 0.0)
     return times
 
@@ -892,10 +885,11 @@ def section_compare(bench: Bench, results: dict) -> None:
     cpus: t.Dict[str, t.List[float]] = {"ref": [], "tree": []}
     for index in range(repeats):
         for side in ("ref", "tree") if index % 2 == 0 else ("tree", "ref"):
-            run = compare_once(bench, sides[side])
+            run = rotate_once(bench, "role", 1, 5, sample=False, collections=sides[side])
             walls[side].append(run.wall)
             cpus[side].append(run.cpu)
-    tasks = {side: worker_rows(compare_once(bench, sides[side], worker_times=True)) for side in ("ref", "tree")}
+    tasks = {side: worker_rows(rotate_once(bench, "role", 1, 5, sample=False, worker_times=True, collections=sides[side]))
+             for side in ("ref", "tree")}
     wall_ratio = median(walls["tree"]) / median(walls["ref"])
     cpu_ratio = median(cpus["tree"]) / median(cpus["ref"])
     say("\n## The working tree's role beside %s's (one rotation, median of %d alternating runs)\n" % (ref, repeats))
