@@ -84,7 +84,7 @@ HOST_FACTS = ("resume_from", "stage_found", "waiting", "record", "current_finger
               "new_fingerprint", "new_version", "old_key_id", "old_fingerprint", "rotation_id", "rotation_started_at",
               "provider", "vault_mount", "vault_path", "age_seconds", "max_age", "due_reason", "lease", "lease_mount",
               "lease_path", "lease_released", "key_name_prefix", "base_version", "health_url_shown", "preverify",
-              "created_ts", "verify_probe", "verify_confirm", "verify_health", "verify_health_confirm", "stored_ts",
+              "created_ts", "verify_probe", "verify_health", "stored_ts",
               "grace_period", "stale_key_ids", "stale_kept", "orphans_revoked")
 LEASE_FIELDS = {"lease_outcome": "outcome", "lease_secret": "secret", "lease_owner": "owner",
                 "lease_taken_over": "taken_over_from", "lease_decision": "decision"}

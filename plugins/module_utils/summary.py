@@ -257,8 +257,7 @@ def _done(run: _Run) -> t.Dict[str, t.Any]:
             "verify_attempts": _attempts(verify),
             "health_attempts": _attempts(_ran(run.f.get("verify_health"))),
             "consecutive_successes": _int(run.get("verify_successes", 0)) if verify is not None else 0,
-            "seconds_from_store_to_verified": _seconds_to(run.f.get("stored_ts"), verify, run.f.get("verify_confirm"),
-                                                          run.f.get("verify_health"), run.f.get("verify_health_confirm")),
+            "seconds_from_store_to_verified": _seconds_to(run.f.get("stored_ts"), verify, run.f.get("verify_health")),
         },
         "revoked": revoked,
         "left_active": left_active,
@@ -411,36 +410,42 @@ def _last_reason(result: t.Mapping[str, t.Any], field: str = "reason", when_empt
     return _text(value)
 
 
+def _probe_failure(result: t.Mapping[str, t.Any]) -> str:
+    """Why a probe task's result is not live: the failed probe's own reason (``first_failure``, without the count
+    of consecutive probes that ``reason`` carries), else its ``reason``, else its msg, else 'no answer'."""
+    if result.get("first_failure"):
+        return _text(result["first_failure"])
+    return _last_reason(result)
+
+
 def verify_failure(facts: Facts) -> str:
     """Why the new key was not proven, in one sentence (the restore's message and the record's ``last_failure``).
 
     ``facts``: ``new_fingerprint``, ``provider``, ``verify_successes``, ``health_url_shown``, the results of verify's
-    checks (``verify_probe``, ``verify_confirm``, ``verify_health``, ``verify_health_confirm``; None when not
-    registered) and, for a failure before any of them (a deploy hook), the failed task's name and
-    msg (``failed_task``, ``failed_msg``). The first check that failed is named, in the order verify runs them.
+    two checks (``verify_probe``, ``verify_health``; None when not registered) and, for a failure before either of
+    them (a deploy hook), the failed task's name and msg (``failed_task``, ``failed_msg``). Each check probes until
+    the first success, then requires the other ``verify_successes - 1`` in the same run: one that is not live with
+    ``successes`` above 0 went live and then failed a confirming probe. The first check that failed is named, in the
+    order verify runs them.
     """
     fingerprint, confirming = _text(facts.get("new_fingerprint")), _int(facts.get("verify_successes")) - 1
-    probe, confirm = facts.get("verify_probe"), _map(facts.get("verify_confirm"))
-    health, health_confirm = facts.get("verify_health"), _map(facts.get("verify_health_confirm"))
-    url = _text(facts.get("health_url_shown"))
+    probe, health, url = facts.get("verify_probe"), _ran(facts.get("verify_health")), _text(facts.get("health_url_shown"))
     if isinstance(probe, t.Mapping) and (probe.get("vault_error") or probe.get("key_mismatch")):
         # the probe read no key to try: Vault refused the read, or holds another key
         return "the key to verify could not be read from Vault: %s" % _text(probe.get("msg") or "no message")
     if isinstance(probe, t.Mapping) and not probe.get("live", False):
+        if _int(probe.get("successes", 0)) > 0:
+            return ("the key in Vault (%s) went live, then failed confirming probe %s of %d after %s consecutive success(es) (%s)"
+                    % (fingerprint, _int(probe.get("probes", 1)) - 1, confirming, _int(probe.get("successes")) - 1,
+                       _probe_failure(probe)))
         return "the key in Vault (%s) did not authenticate at %s after %s probe(s) (last: %s)" % (
-            fingerprint, _text(facts.get("provider")), probe.get("attempts", 1), _last_reason(probe))
-    if confirm.get("failed"):
-        return ("the key in Vault (%s) went live, then failed confirming probe %s of %d after %s consecutive success(es) (%s)"
-                % (fingerprint, confirm.get("probes", "?"), confirming, confirm.get("successes", 0),
-                   _last_reason(confirm, "first_failure", when_empty=True)))
-    health = _ran(health)
+            fingerprint, _text(facts.get("provider")), probe.get("attempts", 1), _probe_failure(probe))
     if health is not None and not health.get("live", False):
+        if _int(health.get("successes", 0)) > 0:
+            return ("the application at %s reported the new key live, then not in confirming probe %s of %d (%s)"
+                    % (url, _int(health.get("probes", 1)) - 1, confirming, _probe_failure(health)))
         return ("the application at %s did not report the key %s live after %s probe(s) (it reported %s, %s)"
-                % (url, fingerprint, health.get("attempts", 1), health.get("fingerprint", "no key"), _last_reason(health)))
-    if health_confirm.get("failed"):
-        return ("the application at %s reported the new key live, then not in confirming probe %s of %d (%s)"
-                % (url, health_confirm.get("probes", "?"), confirming,
-                   _last_reason(health_confirm, "first_failure", when_empty=True)))
+                % (url, fingerprint, health.get("attempts", 1), health.get("fingerprint", "no key"), _probe_failure(health)))
     return "%s failed: %s" % (facts.get("failed_task") or "deploy/verify", _text(facts.get("failed_msg") or "no message"))
 
 

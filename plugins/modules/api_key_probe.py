@@ -90,8 +90,9 @@ options:
     description:
       - How many probes in a row must succeed for RV(live=true). The probes stop at the first failure.
       - V(1) probes once. A larger value proves the key stays live, for example after it first authenticated at a
-        provider that propagates new keys with a delay; with C(until), keep O(successes=1) until the key is first
-        live, then require the further successes in a second task.
+        provider that propagates new keys with a delay. With C(until), retry only while no probe succeeded
+        (RV(successes) is 0), so that a run that succeeded and then failed fails the task instead of being retried
+        (see the examples).
       - Between 1 and 100.
     type: int
     default: 1
@@ -105,8 +106,8 @@ options:
   previous_probe_at:
     description:
       - When an earlier probe of the same key answered (its RV(answered_at), seconds since the epoch). The first probe
-        then waits until O(interval) seconds after it, so that consecutive probes split over two tasks (a first
-        success found with C(until), then the further successes) stay O(interval) apart.
+        then waits until O(interval) seconds after it, so that consecutive probes split over two tasks stay
+        O(interval) apart.
       - A time already O(interval) or more in the past means no wait.
     type: float
 attributes:
@@ -139,15 +140,18 @@ EXAMPLES = r"""
   delay: 3
   no_log: true
 
-- name: Then it stays live - two more successes, 3 seconds apart (the first 3 seconds after the one above)
+- name: Live, then three successes in a row, 3 seconds apart (retried only until the first success)
   apikeys.rotation.api_key_probe:
     provider: openai
     api_key: "{{ new_key.api_key }}"
-    successes: 2
+    successes: 3
     interval: 3
-    previous_probe_at: "{{ probe.answered_at }}"
-  register: confirm
-  failed_when: not confirm.live
+  register: proven
+  # a key that went live and then failed is not retried: the task fails
+  until: proven.live or proven.successes > 0
+  failed_when: not proven.live
+  retries: 10
+  delay: 3
   no_log: true
 
 - name: The application serves the new key

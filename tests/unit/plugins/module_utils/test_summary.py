@@ -29,9 +29,9 @@ def facts(**changes):
         "key_name_prefix": "app-key", "base_version": "1", "health_url": "", "health_url_shown": "",
         "verify_successes": 3, "retire_state": "disabled",
         "created_ts": 1000.0, "preverify": {"attempts": 2, "answered_at": 1000.4},
-        "stored_ts": 1001.0, "verify_probe": {"attempts": 4, "answered_at": 1001.5},
-        "verify_confirm": {"live": True, "answered_at": 1002.2}, "verify_health": {"skipped": True},
-        "verify_health_confirm": {"skipped": True},
+        "stored_ts": 1001.0, "verify_probe": {"attempts": 4, "live": True, "probes": 3, "successes": 3,
+                                              "answered_at": 1002.2},
+        "verify_health": {"skipped": True},
         "grace_period": "7d", "stale_key_ids": [], "stale_kept": [], "orphans_revoked": [],
     }
     base.update(changes)
@@ -168,15 +168,14 @@ def test_probes_of_tasks_that_did_not_run():
 
 # (what the run did, fact changes, pre_verify_seconds, seconds_from_store_to_verified)
 TIMES = [
-    ("the base: verify ends with its confirming probe", {}, 0.4, 1.2),
-    ("one success: no confirming probe", {"verify_confirm": {"skipped": True}}, 0.4, 0.5),
-    ("the application's confirming probe ends verify",
-     {"verify_health": {"live": True, "answered_at": 1003.0}, "verify_health_confirm": {"answered_at": 1004.04}},
-     0.4, 3.0),
+    ("the base: verify ends with its last confirming probe", {}, 0.4, 1.2),
+    ("one success: no confirming probe", {"verify_probe": {"live": True, "answered_at": 1001.5}}, 0.4, 0.5),
+    ("the application's last confirming probe ends verify",
+     {"verify_health": {"live": True, "answered_at": 1004.04}}, 0.4, 3.0),
     ("resumed at deploy: nothing created or stored by this run",
      {"created_ts": None, "preverify": None, "stored_ts": None}, 0, 0),
     ("the report gets an empty fact", {"created_ts": "", "stored_ts": ""}, 0, 0),
-    ("no check ran", {"verify_probe": {"skipped": True}, "verify_confirm": None}, 0.4, 0),
+    ("no check ran", {"verify_probe": {"skipped": True}}, 0.4, 0),
     ("a probe result without answered_at (a failed task)", {"preverify": {"failed": True, "msg": "x"}}, 0, 1.2),
 ]
 
@@ -221,8 +220,8 @@ def test_missing_facts_never_raise():
 
 def failure_facts(**results):
     base = {"new_fingerprint": NEW, "provider": "openrouter", "verify_successes": "3",
-            "health_url_shown": "https://app.example/keyz", "verify_probe": None, "verify_confirm": None,
-            "verify_health": None, "verify_health_confirm": None, "failed_task": None, "failed_msg": None}
+            "health_url_shown": "https://app.example/keyz", "verify_probe": None, "verify_health": None,
+            "failed_task": None, "failed_msg": None}
     base.update(results)
     return base
 
@@ -242,18 +241,22 @@ VERIFY_FAILURE_TABLE = [
     ("Vault holds another key than the one to verify",
      {"verify_probe": {"failed": True, "key_mismatch": True, "fingerprint": OLD, "msg": "holds the key " + OLD}},
      "the key to verify could not be read from Vault: holds the key " + OLD),
+    ("the probe's first_failure, without the count of consecutive probes in its reason",
+     {"verify_probe": {"live": False, "attempts": 30, "probes": 1, "successes": 0, "first_failure": "HTTP 401",
+                       "reason": "HTTP 401 (probe 1 of 3, after 0 successes)"}},
+     "the key in Vault (%s) did not authenticate at openrouter after 30 probe(s) (last: HTTP 401)" % NEW),
     ("live, then a confirming probe failed",
-     {"verify_probe": LIVE, "verify_confirm": {"failed": True, "live": False, "probes": 2, "successes": 1,
-                                               "first_failure": "HTTP 401 on probe 2"}},
+     {"verify_probe": {"failed": True, "live": False, "attempts": 2, "probes": 3, "successes": 2,
+                       "first_failure": "HTTP 401 on probe 3"}},
      "the key in Vault (%s) went live, then failed confirming probe 2 of 2 after 1 consecutive success(es) "
-     "(HTTP 401 on probe 2)" % NEW),
-    ("a confirming failure with an empty first_failure falls back to msg",
-     {"verify_probe": LIVE, "verify_confirm": {"failed": True, "first_failure": "", "msg": "not live"}},
-     "the key in Vault (%s) went live, then failed confirming probe ? of 2 after 0 consecutive success(es) (not live)"
+     "(HTTP 401 on probe 3)" % NEW),
+    ("live, then the first confirming probe failed, with an empty first_failure: the msg",
+     {"verify_probe": {"failed": True, "live": False, "probes": 2, "successes": 1, "first_failure": "",
+                       "msg": "not live"}},
+     "the key in Vault (%s) went live, then failed confirming probe 1 of 2 after 0 consecutive success(es) (not live)"
      % NEW),
     ("the application never reported the key",
-     {"verify_probe": LIVE, "verify_confirm": {"live": True}, "verify_health": {"live": False, "attempts": 5,
-                                                                                "fingerprint": OLD, "reason": "old key"}},
+     {"verify_probe": LIVE, "verify_health": {"live": False, "attempts": 5, "fingerprint": OLD, "reason": "old key"}},
      "the application at https://app.example/keyz did not report the key %s live after 5 probe(s) "
      "(it reported %s, old key)" % (NEW, OLD)),
     ("the application reported no key at all",
@@ -265,8 +268,8 @@ VERIFY_FAILURE_TABLE = [
       "failed_msg": "hook failed"},
      "Deploy | run the hook failed: hook failed"),
     ("the application went back to the old key while confirming",
-     {"verify_probe": LIVE, "verify_health": LIVE, "verify_health_confirm": {"failed": True, "probes": 1,
-                                                                             "first_failure": "reported " + OLD}},
+     {"verify_probe": LIVE, "verify_health": {"failed": True, "live": False, "probes": 2, "successes": 1,
+                                              "first_failure": "reported " + OLD}},
      "the application at https://app.example/keyz reported the new key live, then not in confirming probe 1 of 2 "
      "(reported %s)" % OLD),
     ("a failure before any check (the deploy hook)", {"failed_task": "Deploy | run deploy_tasks", "failed_msg": "exit 2"},
