@@ -243,12 +243,22 @@ orphans_revoked:
   type: list
   elements: str
   sample: []
+answered_at:
+  description:
+    - When the provider's answer that made (or, for Anthropic, renamed) the key came, in seconds since the epoch, by the
+      clock of the host that ran the module (the controller for a task on it, which is how the C(rotate) role times how
+      long a new key took to authenticate). Null in check mode.
+  returned: always
+  type: float
+  sample: 1767225600.25
 http:
   description: Requests sent, retries made and seconds spent waiting between retries.
   returned: always
   type: dict
   sample: {"requests": 2, "retries": 0, "retry_wait": 0.0}
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -301,7 +311,7 @@ def create(module, provider):
             orphans.append(record.id)
         if check:
             return {"changed": True, "key_id": None, "name": name, "fingerprint": None, "redacted_hint": None,
-                    "created_at": None, "status": None, "orphans_revoked": orphans,
+                    "created_at": None, "status": None, "orphans_revoked": orphans, "answered_at": None,
                     "diff": {"before": {"name": name, "key_ids": orphans}, "after": {"name": name, "key_ids": ["(new key)"]}}}
         created = provider.create(name)
     else:
@@ -309,6 +319,7 @@ def create(module, provider):
             raise RotationError("provider=%s cannot create keys by API: make the key in the %s Console and pass it as "
                                 "api_key; it is then renamed to %r" % (provider.name, provider.display_name, name))
         created = provider.adopt(params["api_key"], name, check_mode=check)
+    answered_at = None if check else time.time()
     record = created.record
     result = {
         "changed": created.changed or bool(orphans),
@@ -319,6 +330,7 @@ def create(module, provider):
         "created_at": record.created_at,
         "status": record.status,
         "orphans_revoked": orphans,
+        "answered_at": answered_at,
         "diff": {"before": {"name": name, "key_ids": orphans if provider.capabilities.can_create
                             else ([] if created.changed else [record.id])},
                  "after": {"name": name, "key_ids": [record.id]}},

@@ -93,7 +93,7 @@ def test_overlapping_runs_rotate_once(provider, runs, repeat, openbao, emulator,
 
 
 def kill_holding_the_lease(ansible, services: Services, world: World, ttl: str,
-                           task: str = "Create | remember the new key", **extra_vars: t.Any) -> dict:
+                           task: str = "Pre-verify | probe the new key at the provider until it authenticates", **extra_vars: t.Any) -> dict:
     """A run killed (SIGKILL, whole tree) as ``task`` starts (by default right after it asked the provider for
     the new key): its lease stays held."""
     env = dict(services.env, ANSIBLE_CALLBACKS_ENABLED="record_results,kill_at", APIKEYS_KILL_AT="name:" + task)

@@ -264,11 +264,14 @@ def test_rerun_create_finds_the_orphan_and_replaces_it(ansible, emulator, tmp_pa
         save_value("three", second),
         public("three"),
     ]
+    started = time.time()
     result = ansible.run_playbook(play(tasks, defaults=defaults), verbosity=4, extra_vars={"admin_key": admin})
     assert result.rc == 0, result
     one = result.result("public one")["result"]["msg"]
     three = result.result("public three")["result"]["msg"]
     reason = result.result("why")["result"]["msg"]
+    # when the provider's answer came, by this machine's clock (the role times pre-verify from it)
+    assert started < one["answered_at"] < three["answered_at"] < time.time()
     assert "1 key(s) named 'app-r1' already exist" in reason and one["key_id"] in reason
     assert "on_existing=revoke" in reason
     assert three["orphans_revoked"] == [one["key_id"]] and three["changed"] is True

@@ -700,7 +700,7 @@ def kill_at_task(proc: subprocess.Popen, task_name: str, timeout: float = 120) -
 
 RESUME_POINTS = {
     # killed as this task starts -> the stage the record must then show
-    "after-create": ("Create | remember the new key", "creating"),
+    "after-create": ("Pre-verify | probe the new key at the provider until it authenticates", "creating"),
     "after-store": ("Verify | probe the active key at the provider until it is live", "stored"),
     "inside-store": ("Verify | probe the active key at the provider until it is live", "stored"),
     "after-verify": ("Retire | revoke the previous key", "verified"),
