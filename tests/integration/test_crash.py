@@ -54,6 +54,10 @@ INSIDE = 30 if FULL else 4
 RANDOM = 24 if FULL else 4
 # Boundaries right after a task that wrote to Vault or a provider leave distinct states; the
 # others (after read-only tasks) are sampled 1 in OTHERS_EVERY, at an offset that moves with the seed.
+# The task of each stage of a rotation that writes (the boundaries around them matter most).
+STAGE_WRITERS = ("Create | create the new key at the provider", "Store | write the new key to Vault with check-and-set",
+                 "Verify | record that the new key is proven", "Retire | revoke the previous key",
+                 "Done | close the rotation record", "Lease | release the lease")
 WRITERS = ("apikeys.rotation.vault_secret_write", "apikeys.rotation.provider_key_create", "apikeys.rotation.provider_key_revoke")
 OTHERS_EVERY = 1 if FULL else 5
 KILL_CALLBACKS = "record_results,kill_at"
@@ -111,7 +115,9 @@ def make_plan(openbao, emulator_server, collections_path, workdir: str) -> Plan:
     events = run.events()
     module_tasks = sorted({e["task"] for e in events if str(e.get("action", "")).startswith("apikeys.rotation.")})
     writer_tasks = sorted({e["task"] for e in events if e.get("action") in WRITERS})
-    assert len(tasks) > 40 and writer_tasks, tasks
+    # the full run's boundaries include every stage's writing task (a run that stopped early would not)
+    staged = {"apikeys.rotation.rotate : " + name for name in STAGE_WRITERS}
+    assert staged <= set(tasks) and writer_tasks, (sorted(staged - set(tasks)), tasks)
     provider_tasks = {}
     for provider in PROVIDERS:
         alone = World(services, provider, "plan-alone-" + provider, "crash/plan-%s" % uuid.uuid4().hex[:8], **HOSTVARS)
