@@ -402,12 +402,11 @@ def probe_report(facts: Facts) -> t.Dict[str, t.Any]:
     return {"live": live, "summary": summary, "stats": stats, "message": message}
 
 
-def _last_reason(result: t.Mapping[str, t.Any], field: str = "reason", when_empty: bool = False) -> str:
-    """A failed check's ``field`` (the module's reason, or first_failure), else its msg, else 'no answer'."""
-    value = result.get(field)
-    if field not in result or (when_empty and not value):
+def _last_reason(result: t.Mapping[str, t.Any]) -> str:
+    """A failed check's ``reason`` (the module's), else its msg, else 'no answer'."""
+    if "reason" not in result:
         return _text(result.get("msg", "no answer"))
-    return _text(value)
+    return _text(result["reason"])
 
 
 def _probe_failure(result: t.Mapping[str, t.Any]) -> str:
